@@ -1,0 +1,41 @@
+# Two commands do all set-up on a fresh machine with Python 3.11+ and make:
+#   make serve   install into .venv and serve the API on SQLite under ./var (dev keys generated)
+#   make test    install into .venv and run the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install serve test test-pg lint bench bench-smoke audit clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+serve: install
+	$(BIN)/consentry serve --host $${HOST:-127.0.0.1} --port $${PORT:-8000}
+
+test: install
+	$(BIN)/python -m pytest
+
+test-pg: install
+	CONSENTRY_TEST_DATABASE_URL=$${CONSENTRY_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} $(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+
+bench: install
+	$(BIN)/python -m bench
+
+bench-smoke: install
+	$(BIN)/python -m bench --smoke
+
+audit: install
+	$(BIN)/pip-audit -r constraints.txt --progress-spinner off || true
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,114 @@
+"""The ASGI application: GraphQL at /graphql plus the small HTTP surface of the contract."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from strawberry.asgi import GraphQL
+from tortoise import connections
+
+from api import oauth
+from api.db import close_db, init_db
+from api.errors import ConsentryError
+from api.http_guard import SecurityHeaders
+from api.runtime import Runtime
+from api.security.tokens import decode_access_token
+from schema import build_schema
+from schema.context import Context
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("consentry.app")
+
+
+class ConsentryGraphQL(GraphQL):
+    """Strawberry's ASGI view with our context: the caller is decoded from the bearer token."""
+
+    def __init__(self, rt: Runtime, **kwargs: Any) -> None:
+        super().__init__(build_schema(production=rt.settings.production), **kwargs)
+        self.rt = rt
+
+    async def get_context(self, request: Request, response: Any = None) -> Context:  # type: ignore[override]
+        request_id = request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
+        ctx = Context(self.rt, request, None, request_id)
+        header = request.headers.get("authorization", "")
+        if header:
+            scheme, _, token = header.partition(" ")
+            try:
+                if scheme.lower() != "bearer" or not token:
+                    raise ConsentryError("Authorization must be 'Bearer <token>'")
+                s = self.rt.settings
+                ctx.principal = decode_access_token(self.rt.keys, token.strip(), issuer=s.issuer,
+                                                    audience=s.audience, now=self.rt.now())
+            except ConsentryError as exc:
+                from api.errors import Unauthenticated
+
+                ctx.auth_error = exc if isinstance(exc, Unauthenticated) else Unauthenticated(
+                    exc.message)
+        return ctx
+
+
+def create_app(rt: Runtime, *, manage_db: bool = True) -> Starlette:
+    """Build the app. ``manage_db=False`` when the caller (tests, bench) owns the ORM."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if manage_db:
+            await init_db(rt.settings)
+        try:
+            yield
+        finally:
+            if manage_db:
+                await close_db()
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        try:
+            await connections.get("default").execute_query("SELECT 1")
+        except Exception:  # noqa: BLE001 - any failure means not ready; never leak its text
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    async def jwks(request: Request) -> Response:
+        return JSONResponse(rt.keys.jwks(), headers={"cache-control": "public, max-age=300"})
+
+    async def token(request: Request) -> Response:
+        return await oauth.token_endpoint(rt, request)
+
+    graphql = ConsentryGraphQL(
+        rt,
+        graphql_ide=None if rt.settings.production else "graphiql",
+        allow_queries_via_get=True,
+    )
+    s = rt.settings
+    middleware = [
+        Middleware(TrustedHostMiddleware, allowed_hosts=list(s.trusted_hosts)),
+        Middleware(CORSMiddleware, allow_origins=list(s.cors_origins),
+                   allow_methods=["GET", "POST"],
+                   allow_headers=["authorization", "content-type", "x-request-id"],
+                   max_age=600),
+        Middleware(SecurityHeaders, max_body=s.max_body_bytes, production=s.production),
+    ]
+    routes = [
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/.well-known/jwks.json", jwks),
+        Route("/oauth/token", token, methods=["POST"]),
+    ]
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.rt = rt
+    return app

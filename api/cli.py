@@ -1,0 +1,194 @@
+"""The ``consentry`` command line (contract README, "Command line")."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+__all__ = ["main"]
+
+
+def _runtime():  # noqa: ANN202
+    from api.clock import clock_from_env
+    from api.runtime import Runtime
+    from api.settings import Settings
+
+    return Runtime.create(Settings.from_env(), clock_from_env())
+
+
+async def _with_db(rt: Any, fn: Callable[[], Awaitable[int]]) -> int:
+    from api.db import close_db, init_db
+
+    await init_db(rt.settings)
+    try:
+        return await fn()
+    finally:
+        await close_db()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+    from api.db import migrate
+
+    rt = _runtime()
+    asyncio.run(migrate(rt.settings))
+    app = create_app(rt)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
+                proxy_headers=True, server_header=False, access_log=False)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from api.db import migrate
+
+    rt = _runtime()
+    asyncio.run(migrate(rt.settings))
+    print("migrations applied")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from schema import build_schema
+
+    print(build_schema().as_str())
+    return 0
+
+
+def cmd_admin_create(args: argparse.Namespace) -> int:
+    from api import auth
+    from api.db import migrate
+    from api.errors import ConsentryError
+
+    password = sys.stdin.readline().rstrip("\n")
+    rt = _runtime()
+    asyncio.run(migrate(rt.settings))
+
+    async def go() -> int:
+        try:
+            uri = await auth.create_admin(rt, user_id=args.user_id, email=args.email,
+                                          password=password)
+        except ConsentryError as exc:
+            print(f"error ({exc.code}): {exc.message}", file=sys.stderr)
+            return 2
+        print(uri)
+        return 0
+
+    return asyncio.run(_with_db(rt, go))
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    from api.keys_rotation import rotate
+
+    rt = _runtime()
+
+    async def go() -> int:
+        print(json.dumps(await rotate(rt)))
+        return 0
+
+    return asyncio.run(_with_db(rt, go))
+
+
+def cmd_jobs_run(args: argparse.Namespace) -> int:
+    from api.db import migrate
+    from api.jobs import run_all
+
+    rt = _runtime()
+    asyncio.run(migrate(rt.settings))
+
+    async def go() -> int:
+        results = await run_all(rt, args.only or None)
+        print(json.dumps(results, default=str, sort_keys=True))
+        return 1 if "failed" in results.values() else 0
+
+    return asyncio.run(_with_db(rt, go))
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from api.db import migrate
+    from api.jobs import run_forever
+
+    rt = _runtime()
+    asyncio.run(migrate(rt.settings))
+
+    async def go() -> int:
+        await run_forever(rt, interval=args.interval)
+        return 0
+
+    try:
+        return asyncio.run(_with_db(rt, go))
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from api.audit import verify_chain
+
+    rt = _runtime()
+
+    async def go() -> int:
+        checked, broken = await verify_chain()
+        if broken is None:
+            print(f"audit trail intact: {checked} entries")
+            return 0
+        print(f"audit trail BROKEN at entry {broken.seq}: {broken.reason} "
+              f"({checked} entries verified before it)", file=sys.stderr)
+        return 1
+
+    return asyncio.run(_with_db(rt, go))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="consentry", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="migrate if needed and serve the API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(fn=cmd_serve)
+
+    sub.add_parser("migrate", help="apply schema migrations").set_defaults(fn=cmd_migrate)
+    sub.add_parser("schema", help="print the GraphQL schema (SDL)").set_defaults(fn=cmd_schema)
+
+    admin = sub.add_parser("admin", help="staff accounts").add_subparsers(dest="sub",
+                                                                         required=True)
+    create = admin.add_parser("create", help="create an admin; password on stdin")
+    create.add_argument("--user-id", required=True)
+    create.add_argument("--email", required=True)
+    create.set_defaults(fn=cmd_admin_create)
+
+    keys = sub.add_parser("keys", help="key management").add_subparsers(dest="sub",
+                                                                       required=True)
+    keys.add_parser("rotate", help="re-wrap data keys under the active KEK").set_defaults(
+        fn=cmd_keys_rotate)
+
+    jobs = sub.add_parser("jobs", help="scheduled work").add_subparsers(dest="sub",
+                                                                       required=True)
+    run = jobs.add_parser("run", help="run every due job once and exit")
+    run.add_argument("--only", action="append", help="run only this job (repeatable)")
+    run.set_defaults(fn=cmd_jobs_run)
+
+    worker = sub.add_parser("worker", help="run jobs continuously (deliveries, mail)")
+    worker.add_argument("--interval", type=float, default=1.0)
+    worker.set_defaults(fn=cmd_worker)
+
+    audit = sub.add_parser("audit", help="audit trail").add_subparsers(dest="sub", required=True)
+    audit.add_parser("verify", help="walk the hash chain").set_defaults(fn=cmd_audit_verify)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    args = build_parser().parse_args(argv)
+    return int(args.fn(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""The domain's exception tree, mapped once to GraphQL ``extensions.code``.
+
+    ConsentryError            (code INTERNAL)
+    ├── BadInput              BAD_USER_INPUT   invalid or out-of-policy input
+    ├── Unauthenticated       UNAUTHENTICATED  no or bad credentials
+    ├── Forbidden             FORBIDDEN        authenticated, but not allowed
+    ├── NotFound              NOT_FOUND
+    ├── Conflict              CONFLICT         state forbids it (duplicate, already done)
+    └── RateLimited           RATE_LIMITED     slow down; ``retry_after`` seconds
+
+Messages are written for the client: they never hold secrets or personal data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "BadInput",
+    "Conflict",
+    "ConsentryError",
+    "Forbidden",
+    "NotFound",
+    "RateLimited",
+    "Unauthenticated",
+]
+
+
+class ConsentryError(Exception):
+    code = "INTERNAL"
+
+    def __init__(self, message: str, **extensions: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extensions = extensions
+
+
+class BadInput(ConsentryError):
+    code = "BAD_USER_INPUT"
+
+    def __init__(self, message: str, *, field: str | None = None, **extensions: Any) -> None:
+        if field is not None:
+            extensions["field"] = field
+        super().__init__(message, **extensions)
+
+
+class Unauthenticated(ConsentryError):
+    code = "UNAUTHENTICATED"
+
+
+class Forbidden(ConsentryError):
+    code = "FORBIDDEN"
+
+
+class NotFound(ConsentryError):
+    code = "NOT_FOUND"
+
+
+class Conflict(ConsentryError):
+    code = "CONFLICT"
+
+
+class RateLimited(ConsentryError):
+    code = "RATE_LIMITED"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, retryAfter=retry_after)
+        self.retry_after = retry_after

@@ -1,0 +1,13 @@
+"""Persistence. Every personal value is stored as ciphertext (``*_ct``) plus, where looked up,
+a keyed blind index (``*_idx``). Modules by domain; ``MAIN_MODULES``/``VAULT_MODULES`` list them
+for the ORM configuration. GraphQL never sees these classes: services map them explicitly."""
+
+MAIN_MODULES = [
+    "api.models.member",
+    "api.models.consent",
+    "api.models.audit",
+    "api.models.partner",
+    "api.models.rights",
+    "api.models.ops",
+]
+VAULT_MODULES = ["api.models.vault"]

@@ -1,0 +1,29 @@
+"""The runtime every service takes: settings, the injected clock and the loaded keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from api.clock import Clock, SystemClock
+from api.security.keys import KeyRing
+from api.settings import Settings
+
+__all__ = ["Runtime"]
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    clock: Clock
+    keys: KeyRing
+    # Process-wide singletons services may attach lazily (adapter registry, rate limiter...).
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, settings: Settings | None = None, clock: Clock | None = None) -> Runtime:
+        settings = settings or Settings.from_env()
+        return cls(settings, clock or SystemClock(), KeyRing.load(settings))
+
+    def now(self):  # noqa: ANN201 - a datetime; shorthand used everywhere
+        return self.clock.now()

@@ -1,0 +1,1 @@
+"""Cryptography and credentials: keys, envelope encryption, tokens, passwords, TOTP."""

@@ -1,0 +1,107 @@
+"""Configuration, read once from the environment (contract README, "Configuration")."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Settings"]
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"CONSENTRY_{name}", default)
+
+
+def _int(name: str, default: int) -> int:
+    return int(_env(name, str(default)))
+
+
+def _list(name: str) -> tuple[str, ...]:
+    raw = _env(name, "")
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    vault_database_url: str = ""
+    # Key material: files (or inline values) in production, generated under data_dir in development.
+    kek_file: str = ""
+    signing_key_file: str = ""
+    index_key_file: str = ""
+    issuer: str = "consentry"
+    audience: str = "consentry-api"
+    controller: str = "Consentry Clinic"
+    access_token_ttl: int = 900
+    partner_token_ttl: int = 600
+    refresh_token_ttl: int = 30 * 24 * 3600
+    # Failed sign-ins: slowed after `login_slow_after`, refused after `login_lock_after` in the window.
+    login_slow_after: int = 3
+    login_lock_after: int = 5
+    login_window_seconds: int = 900
+    rate_limit_url: str = ""  # "" = main database, "redis://..." = Redis
+    rate_limit_login: str = "20/minute"
+    rate_limit_login_ip: str = "100/minute"
+    rate_limit_register: str = "5/hour"
+    rate_limit_register_ip: str = "30/hour"
+    rate_limit_token: str = "60/minute"
+    rate_limit_token_ip: str = "300/minute"
+    cors_origins: tuple[str, ...] = ()
+    trusted_hosts: tuple[str, ...] = ("*",)
+    partner_allow_list: tuple[str, ...] = ()  # empty = every discovered adapter
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_tls: str = "none"  # none | starttls | tls
+    smtp_user: str = ""
+    smtp_password: str = field(default="", repr=False)
+    mail_from: str = "privacy@consentry.invalid"
+    max_body_bytes: int = 1_000_000
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def main_url(self) -> str:
+        return self.database_url or f"sqlite://{self.data_dir / 'consentry.sqlite3'}"
+
+    @property
+    def vault_url(self) -> str:
+        return self.vault_database_url or f"sqlite://{self.data_dir / 'vault.sqlite3'}"
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        values: dict[str, object] = dict(
+            env=_env("ENV", "development"),
+            data_dir=Path(_env("DATA_DIR", "var")),
+            database_url=_env("DATABASE_URL", ""),
+            vault_database_url=_env("VAULT_DATABASE_URL", ""),
+            kek_file=_env("KEK_FILE", ""),
+            signing_key_file=_env("SIGNING_KEY_FILE", ""),
+            index_key_file=_env("INDEX_KEY_FILE", ""),
+            issuer=_env("ISSUER", "consentry"),
+            audience=_env("AUDIENCE", "consentry-api"),
+            controller=_env("CONTROLLER", "Consentry Clinic"),
+            access_token_ttl=_int("ACCESS_TOKEN_TTL", 900),
+            rate_limit_url=_env("RATE_LIMIT_URL", ""),
+            rate_limit_login=_env("RATE_LIMIT_LOGIN", "20/minute"),
+            rate_limit_login_ip=_env("RATE_LIMIT_LOGIN_IP", "100/minute"),
+            rate_limit_register=_env("RATE_LIMIT_REGISTER", "5/hour"),
+            rate_limit_register_ip=_env("RATE_LIMIT_REGISTER_IP", "30/hour"),
+            rate_limit_token=_env("RATE_LIMIT_TOKEN", "60/minute"),
+            rate_limit_token_ip=_env("RATE_LIMIT_TOKEN_IP", "300/minute"),
+            cors_origins=_list("CORS_ORIGINS"),
+            trusted_hosts=_list("TRUSTED_HOSTS") or ("*",),
+            partner_allow_list=_list("PARTNER_ADAPTERS"),
+            smtp_host=_env("SMTP_HOST", "127.0.0.1"),
+            smtp_port=_int("SMTP_PORT", 25),
+            smtp_tls=_env("SMTP_TLS", "none"),
+            smtp_user=_env("SMTP_USER", ""),
+            smtp_password=_env("SMTP_PASSWORD", ""),
+            mail_from=_env("MAIL_FROM", "privacy@consentry.invalid"),
+        )
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,65 @@
+"""Every GraphQL error leaves with ``extensions.code`` from the contract's closed list.
+
+Domain errors keep their message and extensions; errors GraphQL itself raises before
+execution (syntax, validation, argument coercion) are BAD_USER_INPUT; anything else is
+INTERNAL with a generic message and the request id, and is logged with its traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+from tortoise.exceptions import ValidationError as OrmValidationError
+
+from api.errors import BadInput, ConsentryError
+
+__all__ = ["ErrorCodes", "classify"]
+
+log = logging.getLogger("consentry.graphql")
+
+_INPUT_ERRORS: tuple[type[BaseException], ...] = (OrmValidationError,)
+try:  # asyncpg rejects NUL bytes and over-long values with DataError subclasses
+    from asyncpg.exceptions import DataError as PgDataError
+
+    _INPUT_ERRORS += (PgDataError,)
+except ImportError:  # pragma: no cover
+    pass
+
+
+def classify(error: GraphQLError, request_id: str) -> GraphQLError:
+    original = error.original_error
+    if isinstance(original, GraphQLError) and original.original_error is not None:
+        original = original.original_error
+    if isinstance(original, ConsentryError):
+        ext = {"code": original.code, **original.extensions}
+        return GraphQLError(original.message, error.nodes, error.source, error.positions,
+                            error.path, None, ext)
+    if isinstance(original, _INPUT_ERRORS):
+        return GraphQLError("a value is not acceptable here", error.nodes, error.source,
+                            error.positions, error.path, None, {"code": BadInput.code})
+    if original is None or error.path is None:
+        ext = dict(error.extensions or {})
+        ext.setdefault("code", BadInput.code)
+        if ext["code"] not in ("BAD_USER_INPUT", "UNAUTHENTICATED", "FORBIDDEN"):
+            ext["code"] = BadInput.code
+        return GraphQLError(error.message, error.nodes, error.source, error.positions,
+                            error.path, None, ext)
+    log.error("unexpected error in request %s at %s", request_id, error.path,
+              exc_info=(type(original), original, original.__traceback__))
+    return GraphQLError("internal error", error.nodes, error.source, error.positions, error.path,
+                        None, {"code": "INTERNAL", "requestId": request_id})
+
+
+class ErrorCodes(SchemaExtension):
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        errors = getattr(result, "errors", None)
+        if not errors:
+            return
+        ctx = self.execution_context.context
+        request_id = getattr(ctx, "request_id", "-")
+        result.errors = [classify(e, request_id) for e in errors]  # type: ignore[union-attr]
