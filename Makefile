@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install serve test test-pg lint bench bench-smoke audit clean
+.PHONY: install serve test test-pg lint bench bench-smoke audit clean migrations
 
 install: $(STAMP)
 
@@ -39,3 +39,8 @@ audit: install
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
+
+# Models changed? Nothing is released yet, so the initial migrations are regenerated whole.
+migrations: install
+	rm -f api/migrations/0*.py api/vault_migrations/0*.py
+	$(BIN)/tortoise -c api.orm_cli.TORTOISE_ORM makemigrations
