@@ -18,7 +18,7 @@ from starlette.routing import Route
 from strawberry.asgi import GraphQL
 from tortoise import connections
 
-from api import oauth
+from api import oauth, wiring  # noqa: F401 - wiring registers hooks and jobs
 from api.db import close_db, init_db
 from api.errors import ConsentryError
 from api.http_guard import SecurityHeaders

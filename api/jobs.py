@@ -73,7 +73,7 @@ def _load_capabilities() -> None:
     """Import the modules that register jobs (kept here so the CLI needs one import)."""
     import importlib
 
-    for module in ("api.job_registry",):
+    for module in ("api.wiring",):
         importlib.import_module(module)
 
 

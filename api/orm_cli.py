@@ -1,8 +1,9 @@
-"""ORM configuration for tortoise's own CLI (``make migrations``)."""
+"""ORM configuration for tortoise's own CLI (``make migrations``); never opens a database."""
 
+import tempfile
 from pathlib import Path
 
 from api.db import orm_config
 from api.settings import Settings
 
-TORTOISE_ORM = orm_config(Settings.from_env(data_dir=Path("/tmp/consentry-makemigrations")))
+TORTOISE_ORM = orm_config(Settings.from_env(data_dir=Path(tempfile.gettempdir()) / "consentry-mk"))
