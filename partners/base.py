@@ -1,0 +1,167 @@
+"""The partner adapter plugin contract (the only module a third-party adapter needs).
+
+An adapter is a class with a ``name``, the personal fields it ``accepts`` (GraphQL names) and
+one ``async deliver(event)``. It is built with its decrypted config dict and may check that
+config in ``validate_config``. It receives a :class:`PartnerEvent` whose ``member`` holds only
+the fields granted to this partner for this member now: the record is built from a class with
+exactly those slots, so reading any other field raises ``AttributeError`` (not ``None``).
+Nothing in here reaches the ORM, a database session or a key.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, ClassVar
+
+__all__ = [
+    "PERSONAL_FIELDS",
+    "DeliveryError",
+    "PartnerAdapter",
+    "PartnerEvent",
+    "SharedMember",
+]
+
+# Personal fields by their GraphQL names (the contract's PersonalField enum).
+PERSONAL_FIELDS = frozenset({"userId", "email", "fullName", "dateOfBirth", "phone", "address"})
+EVENT_TYPES = frozenset({"member.shared", "member.updated", "member.correction", "member.erasure"})
+
+
+class DeliveryError(Exception):
+    """A failed delivery whose message is safe to store: no personal values, no secrets.
+
+    Delivery records the message of this exception in the attempt log; for any other
+    exception it records only the exception's class name.
+    """
+
+
+class SharedMember:
+    """A read-only member record holding only ``ref`` and the granted fields.
+
+    Instances come from :meth:`of`, which builds (and caches) one subclass per set of field
+    names with exactly those ``__slots__``: a field that was not granted has no slot, so it
+    cannot be read, set or smuggled in.
+    """
+
+    __slots__ = ()
+    fields: ClassVar[tuple[str, ...]] = ()
+
+    @staticmethod
+    def of(values: Mapping[str, Any]) -> SharedMember:
+        if "ref" not in values:
+            raise ValueError("a shared member needs its partner ref")
+        cls = _record_class(("ref", *sorted(name for name in values if name != "ref")))
+        record = object.__new__(cls)
+        for name in cls.fields:
+            object.__setattr__(record, name, values[name])
+        return record
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("a shared member record is read-only")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("a shared member record is read-only")
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self.fields:
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.fields
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SharedMember) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self.to_dict().items())))
+
+    def __repr__(self) -> str:  # names only: personal values never reach logs through repr
+        return f"SharedMember(fields={list(self.fields)})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.fields}
+
+
+@lru_cache(maxsize=128)
+def _record_class(names: tuple[str, ...]) -> type[SharedMember]:
+    for name in names:
+        if name != "ref" and name not in PERSONAL_FIELDS:
+            raise ValueError(f"unknown member field {name!r}")
+    return type("SharedMember", (SharedMember,), {"__slots__": names, "fields": names})
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerEvent:
+    """One event for one partner: ``{"id", "type", "partner", "at", "member"}`` (contract)."""
+
+    id: str
+    type: str
+    partner: str
+    at: str  # ISO 8601, UTC
+    member: SharedMember
+
+    def __post_init__(self) -> None:
+        if self.type not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {self.type!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "type": self.type, "partner": self.partner, "at": self.at,
+                "member": self.member.to_dict()}
+
+    def to_json(self) -> str:
+        """The contract JSON, compact, keys in a stable order."""
+        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False)
+
+    def __repr__(self) -> str:
+        return f"PartnerEvent(id={self.id!r}, type={self.type!r}, partner={self.partner!r})"
+
+
+class PartnerAdapter(ABC):
+    """Base class of every partner adapter plugin.
+
+    Subclasses set ``name`` (the entry-point name under ``consentry.partners``) and
+    ``accepts`` (GraphQL names of the personal fields the adapter can take; the registry
+    never grants more). ``deliver`` raises to signal failure; delivery retries with backoff.
+    Adapters holding resources (HTTP sessions, files) release them in ``aclose``.
+    """
+
+    name: ClassVar[str]
+    accepts: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.validate_config(config)
+        self.config = dict(config)
+
+    @classmethod
+    def validate_config(cls, config: Mapping[str, Any]) -> None:
+        """Raise ``ValueError`` with a message safe to show (never echo secret values)."""
+        if not isinstance(config, Mapping):
+            raise ValueError("adapter config must be an object")
+
+    @abstractmethod
+    async def deliver(self, event: PartnerEvent) -> None:
+        """Deliver one event; raise (ideally :class:`DeliveryError`) on failure."""
+
+    async def aclose(self) -> None:
+        """Release resources held by this instance."""
+        return None
+
+    async def __aenter__(self) -> PartnerAdapter:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def require_keys(config: Mapping[str, Any], *keys: str) -> None:
+    """Shared config check: every key present as a non-empty string."""
+    if not isinstance(config, Mapping):
+        raise ValueError("adapter config must be an object")
+    for key in keys:
+        value = config.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"adapter config needs a non-empty string {key!r}")
