@@ -71,6 +71,10 @@ def decode_access_token(keys: KeyRing, token: str, *, issuer: str, audience: str
         )
     except jwt.PyJWTError as exc:
         raise Unauthenticated("invalid token") from exc
+    times = [claims["exp"], claims["iat"], claims.get("nbf", claims["iat"])]
+    if not all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in times) or not (
+            isinstance(claims["sub"], str) and isinstance(claims["jti"], str)):
+        raise Unauthenticated("invalid token")  # a forged claim type must not become INTERNAL
     ts = now.timestamp()
     if claims["exp"] <= ts:
         raise Unauthenticated("token expired")
