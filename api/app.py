@@ -18,9 +18,9 @@ from starlette.routing import Route
 from strawberry.asgi import GraphQL
 from tortoise import connections
 
-from api import oauth, wiring  # noqa: F401 - wiring registers hooks and jobs
+from api import oauth, ratelimit, wiring  # noqa: F401 - wiring registers hooks and jobs
 from api.db import close_db, init_db
-from api.errors import ConsentryError
+from api.errors import ConsentryError, RateLimited
 from api.http_guard import SecurityHeaders
 from api.runtime import Runtime
 from api.security.tokens import decode_access_token
@@ -86,6 +86,10 @@ def create_app(rt: Runtime, *, manage_db: bool = True) -> Starlette:
         return JSONResponse(rt.keys.jwks(), headers={"cache-control": "public, max-age=300"})
 
     async def token(request: Request) -> Response:
+        try:
+            await ratelimit.check_token_request(rt, request)
+        except RateLimited as exc:
+            return ratelimit.too_many_requests(exc)
         return await oauth.token_endpoint(rt, request)
 
     graphql = ConsentryGraphQL(

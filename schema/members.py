@@ -10,7 +10,7 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
-from api import admin_members, auth, members, profile, sessions
+from api import admin_members, auth, members, profile, ratelimit, sessions
 from api.errors import BadInput, Forbidden
 from api.members import MemberView
 from schema.consent import Consent, member_consents
@@ -146,6 +146,7 @@ class Mutation:
     @strawberry.mutation
     async def register(self, info: Info, input: RegisterInput) -> AuthPayload:
         rt = info.context.rt
+        await ratelimit.check_register(rt, input.user_id, info.context.client)
         view = await members.register(
             rt, user_id=input.user_id, email=input.email, full_name=input.full_name,
             password=input.password, date_of_birth=input.date_of_birth, phone=input.phone,
@@ -155,6 +156,7 @@ class Mutation:
     @strawberry.mutation
     async def login(self, info: Info, user_id: str, password: str,
                     otp: str | None = None) -> AuthPayload:
+        await ratelimit.check_login(info.context.rt, user_id, info.context.client)
         return await _payload(info, await auth.login(info.context.rt, user_id, password, otp))
 
     @strawberry.mutation
