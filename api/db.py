@@ -41,7 +41,9 @@ async def migrate(settings: Settings) -> None:
 
 
 async def init_db(settings: Settings) -> None:
-    await Tortoise.init(config=orm_config(settings))
+    # Global fallback: uvicorn runs the lifespan in its own task, and request tasks do not
+    # inherit a context set there (without it every request under `serve` fails).
+    await Tortoise.init(config=orm_config(settings), _enable_global_fallback=True)
     if settings.main_url.startswith("sqlite://"):
         # Deleted rows (destroyed data keys) must not linger in free pages of the file.
         await connections.get("default").execute_script(

@@ -1,0 +1,239 @@
+"""``python -m bench``: seed, start the real app under uvicorn, load it from another process.
+
+Every scenario is measured against its reference in the same run and printed as a ratio;
+results go to bench/results/<timestamp>.json (gitignored) so runs can be compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+PG_DEFAULT = "postgres://postgres@127.0.0.1:5432/postgres"
+
+ME = "{ me { id userId email fullName phone address dateOfBirth status } }"
+MEMBERS_PAGE = ("query($first: Int, $after: String) { members(first: $first, after: $after) "
+                "{ edges { cursor node { id userId email fullName phone address dateOfBirth "
+                "status } } pageInfo { hasNextPage endCursor } } }")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _gql(query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"query": query, "variables": variables or {}}
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.tmp = Path(tempfile.mkdtemp(prefix="consentry-bench-"))
+        self.env = dict(os.environ, CONSENTRY_DATA_DIR=str(self.tmp),
+                        CONSENTRY_ACCESS_TOKEN_TTL="7200", PYTHONPATH=str(ROOT))
+        self.pg_names: list[str] = []
+        self.port = 0
+        self.server: subprocess.Popen[bytes] | None = None
+        self.results: dict[str, Any] = {"scenarios": {}, "notes": []}
+
+    # -- setup ---------------------------------------------------------------------------
+    async def _pg_admin(self, sql: str) -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(self.args.pg.replace("postgres://", "postgresql://", 1))
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    def _pg_url(self, name: str) -> str:
+        return self.args.pg.rpartition("/")[0] + "/" + name
+
+    async def setup_db(self) -> None:
+        if self.args.use_pg:
+            tag = uuid.uuid4().hex[:8]
+            self.pg_names = [f"consentry_bench_{tag}", f"consentry_bench_{tag}_vault"]
+            for name in self.pg_names:
+                await self._pg_admin(f'CREATE DATABASE "{name}"')
+            self.env["CONSENTRY_DATABASE_URL"] = self._pg_url(self.pg_names[0])
+            self.env["CONSENTRY_VAULT_DATABASE_URL"] = self._pg_url(self.pg_names[1])
+        os.environ.update(self.env)
+
+    async def teardown_db(self) -> None:
+        for name in self.pg_names:
+            await self._pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    @contextmanager
+    def served(self, *extra: str):  # noqa: ANN202
+        self.port = _free_port()
+        cmd = [sys.executable, "-m", "bench.server", "--port", str(self.port), *extra]
+        self.server = subprocess.Popen(cmd, env=self.env, cwd=ROOT)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz",
+                                                timeout=1) as r:
+                        if r.status == 200:
+                            break
+                except OSError:
+                    if self.server.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError("the bench server did not start") from None
+                    time.sleep(0.1)
+            yield
+        finally:
+            self.server.terminate()
+            try:
+                self.server.wait(10)
+            except subprocess.TimeoutExpired:
+                self.server.kill()
+
+    # -- load ----------------------------------------------------------------------------
+    def load(self, path: str, *, body: dict[str, Any] | None = None, token: str = "",
+             requests: int | None = None, concurrency: int | None = None) -> dict[str, Any]:
+        a = self.args
+        job = {"host": "127.0.0.1", "port": self.port, "path": path,
+               "method": "POST" if body is not None else "GET", "body": body,
+               "headers": {"authorization": f"Bearer {token}"} if token else {},
+               "concurrency": concurrency or a.concurrency,
+               "requests": requests or a.requests, "seconds": a.seconds,
+               "warmup": a.warmup, "warmup_seconds": min(a.seconds, 5.0)}
+        out = subprocess.run([sys.executable, "-m", "bench.load"], input=json.dumps(job),
+                             capture_output=True, text=True, env=self.env, cwd=ROOT, check=False)
+        if out.returncode != 0:
+            raise RuntimeError(f"load generator failed: {out.stderr[-2000:]}")
+        result = json.loads(out.stdout)
+        if result["errors"] or result["first_status"] != 200:
+            self.results["notes"].append(f"{path}: {result['errors']} bad responses; first: "
+                                         f"{result['sample'][:200]}")
+        return result
+
+    def compare(self, name: str, reference: dict[str, Any], targets: dict[str, dict[str, Any]],
+                goal: float | None = None) -> None:
+        rows = {"reference": reference, **targets}
+        for r in targets.values():
+            r["ratio"] = round(r["rps"] / reference["rps"], 3) if reference["rps"] else 0.0
+        self.results["scenarios"][name] = {"goal_ratio": goal, "rows": rows}
+        print(f"\n== {name}" + (f" (goal: ratio >= {goal})" if goal else ""))
+        print(f"{'served as':<28}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'ratio':>8}{'errors':>8}")
+        for key, r in rows.items():
+            ratio = "1.00" if key == "reference" else f"{r['ratio']:.2f}"
+            print(f"{key:<28}{r['rps']:>10.0f}{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}"
+                  f"{ratio:>8}{r['errors']:>8}", flush=True)
+
+    # -- scenarios -----------------------------------------------------------------------
+    def scenario_me(self, seeded: Any) -> None:
+        t = seeded.member_token
+        ref = self.load(f"/plain/me?id={seeded.member_id}")
+        targets = {"graphql (app)": self.load("/graphql", body=_gql(ME), token=t)}
+        if not self.args.smoke:
+            targets["stock strawberry"] = self.load("/variant/strawberry/graphql",
+                                                    body=_gql(ME), token=t)
+        self.compare("me vs plain JSON", ref, targets, goal=0.6)
+
+    def scenario_hello(self) -> None:
+        ref = self.load("/plain/hello")
+        self.compare("bare endpoint (floor of the stack)", ref, {})
+
+    def scenario_members_page(self, seeded: Any) -> None:
+        t = seeded.admin_token
+        targets = {"graphql (app)": self.load("/graphql", body=_gql(MEMBERS_PAGE, {"first": 100}),
+                                              token=t)}
+        if not self.args.smoke:
+            targets["stock strawberry"] = self.load(
+                "/variant/strawberry/graphql", body=_gql(MEMBERS_PAGE, {"first": 100}), token=t)
+        ref = self.load("/plain/members?first=100")
+        self.compare("members(first:100) (admin) vs plain JSON", ref, targets)
+
+    # -- main ----------------------------------------------------------------------------
+    async def seed(self) -> Any:
+        from api.db import close_db, init_db, migrate
+        from api.runtime import Runtime
+        from bench.seed import seed_basic
+
+        rt = Runtime.create()
+        await migrate(rt.settings)
+        await init_db(rt.settings)
+        try:
+            return await seed_basic(rt, self.args.list_size)
+        finally:
+            await close_db()
+
+    def run(self) -> int:
+        a = self.args
+        asyncio.run(self.setup_db())
+        try:
+            seeded = asyncio.run(self.seed())
+            with self.served():
+                self.scenario_hello()
+                self.scenario_me(seeded)
+                self.scenario_members_page(seeded)
+        finally:
+            asyncio.run(self.teardown_db())
+        self.results.update({
+            "at": datetime.now(UTC).isoformat(), "database": "postgresql" if a.use_pg else "sqlite",
+            "smoke": a.smoke, "concurrency": a.concurrency, "cpus": os.cpu_count(),
+            "commit": _commit(),
+        })
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        out = RESULTS / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+        out.write_text(json.dumps(self.results, indent=2))
+        for note in self.results["notes"]:
+            print(f"note: {note}")
+        print(f"\nresults: {out}")
+        return 0
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, cwd=ROOT, check=False).stdout.strip()
+    except OSError:
+        return ""
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--smoke", action="store_true", help="tiny sizes; finishes in seconds")
+    p.add_argument("--pg", nargs="?", const=PG_DEFAULT, default=None,
+                   help=f"run on PostgreSQL (server URL, default {PG_DEFAULT})")
+    p.add_argument("--scale", action="store_true",
+                   help="page latency at 10k vs 1M members (PostgreSQL; minutes)")
+    p.add_argument("--scale-size", type=int, default=1_000_000)
+    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--requests", type=int, default=30_000)
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--warmup", type=int, default=500)
+    p.add_argument("--list-size", type=int, default=150)
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.requests, args.seconds, args.warmup, args.concurrency = 200, 3.0, 20, 4
+    args.use_pg = args.pg is not None or args.scale
+    if args.use_pg and args.pg is None:
+        args.pg = PG_DEFAULT
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    return Bench(parse(argv)).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
