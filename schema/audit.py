@@ -1,15 +1,20 @@
-"""GraphQL for the audit trail (admin only)."""
+"""GraphQL for the audit trail (admin only; thin: calls api.audit_pages)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import datetime
 
 import strawberry
 from strawberry.types import Info
 
-from schema.pagination import PageInfo
+from api import audit_pages
+from api.errors import BadInput
+from schema.pagination import PageInfo, page_size
 from schema.permissions import IsAdmin
-from schema.stub import not_yet
+
+_PREFIX = "audit:"
 
 
 @strawberry.type
@@ -34,9 +39,31 @@ class AuditConnection:
     page_info: PageInfo
 
 
+def _cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"{_PREFIX}{seq}".encode()).decode()
+
+
+def _after(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode("ascii")).decode("ascii")
+        digits = text[len(_PREFIX):]
+        if text.startswith(_PREFIX) and digits.isdigit() and len(digits) <= 18:
+            return int(digits)
+    except (UnicodeError, ValueError, binascii.Error):
+        pass
+    raise BadInput("after is not a cursor from this list", field="after")
+
+
 @strawberry.type
 class Query:
     @strawberry.field(permission_classes=[IsAdmin], description="Admin token.")
     async def audit_trail(self, info: Info, first: int | None = 100,
                           after: str | None = None) -> AuditConnection:
-        raise not_yet("auditTrail")
+        result = await audit_pages.page(page_size(first, default=100), _after(after))
+        edges = [AuditEdge(cursor=_cursor(e.seq), node=AuditEntry(
+            seq=e.seq, at=e.at, actor=e.actor, action=e.action, subject=e.subject, hash=e.hash))
+            for e in result.entries]
+        return AuditConnection(edges=edges, page_info=PageInfo(
+            has_next_page=result.has_next, end_cursor=edges[-1].cursor if edges else None))

@@ -1,0 +1,61 @@
+"""Consent receipts: a compact JWS per consent event that anyone can verify offline.
+
+The claims follow the Kantara Consent Receipt v1.1 / ISO/IEC TS 27560 record: receipt id,
+timestamp, controller, a pseudonymous subject reference, purpose, legal basis, policy version
+and state. The subject reference is a keyed HMAC of the member id: stable for one member (so a
+member or an auditor holding the service's keys can tie receipts together) but reveals no
+identifier and no personal value. Signed with the service's Ed25519 key (``alg: EdDSA``) whose
+public half is served at ``/.well-known/jwks.json``; the header ``typ`` keeps receipts apart
+from access tokens, which in any case require claims (``aud``, ``exp``, ``role``) receipts lack.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime
+from typing import Any
+
+import jwt
+
+from api.models.enums import ConsentState, LegalBasis
+from api.security.keys import KeyRing
+
+__all__ = ["RECEIPT_TYPE", "RECEIPT_VERSION", "subject_ref", "issue", "verify"]
+
+RECEIPT_TYPE = "consent-receipt+jwt"
+RECEIPT_VERSION = "consentry-receipt/1 (Kantara CR v1.1, ISO/IEC TS 27560)"
+
+
+def subject_ref(keys: KeyRing, member_id: str) -> str:
+    mac = hmac.new(keys.derive("consent-subject"), str(member_id).encode(), hashlib.sha256)
+    return "s_" + mac.hexdigest()[:32]
+
+
+def issue(keys: KeyRing, *, receipt_id: str, member_id: str, issuer: str, controller: str,
+          purpose: str, legal_basis: LegalBasis, policy_version: str, state: ConsentState,
+          at: datetime, collection: str = "api") -> str:
+    claims: dict[str, Any] = {
+        "jti": receipt_id,
+        "iss": issuer,
+        "iat": int(at.timestamp()),
+        "sub": subject_ref(keys, member_id),
+        "version": RECEIPT_VERSION,
+        "consentReceiptID": receipt_id,
+        "consentTimestamp": at.isoformat(),
+        "collectionMethod": collection,
+        "piiControllers": [{"piiController": controller}],
+        "policyVersion": policy_version,
+        "purpose": purpose,
+        "legalBasis": str(legal_basis),
+        "state": str(state),
+        "sensitive": purpose == "health_data",
+    }
+    return jwt.encode(claims, keys.signing_key, algorithm="EdDSA",
+                      headers={"kid": keys.kid, "typ": RECEIPT_TYPE})
+
+
+def verify(keys: KeyRing, receipt: str) -> dict[str, Any]:
+    """Check a receipt against our own key (raises ``jwt.InvalidTokenError`` if it is not ours)."""
+    return jwt.decode(receipt, keys.public_key, algorithms=["EdDSA"],
+                      options={"require": ["jti", "iss", "iat", "sub"]})

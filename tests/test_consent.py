@@ -1,0 +1,212 @@
+"""Consent over HTTP: given against the version in force, withdrawn in one call, event-sourced."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from api import consent
+from api.models.consent import ConsentEvent
+from api.models.enums import ConsentState
+from tests.conftest import error_code
+from tests.helpers_consent import fresh_token
+
+GIVE = """mutation($p: String!, $v: String!) {
+  giveConsent(purpose: $p, policyVersion: $v) { purpose state policyVersion at receipt } }"""
+WITHDRAW = """mutation($p: String!) {
+  withdrawConsent(purpose: $p) { purpose state policyVersion at receipt } }"""
+MY_CONSENTS = "{ me { consents { purpose state policyVersion at receipt } } }"
+PURPOSES = "{ purposes { name description legalBasis required } }"
+
+
+async def test_purposes_are_public_and_list_the_builtins(gql):
+    body = await gql(PURPOSES)
+    by_name = {p["name"]: p for p in body["data"]["purposes"]}
+    assert by_name["membership"]["legalBasis"] == "CONTRACT"
+    assert by_name["membership"]["required"] is True
+    assert by_name["order_fulfillment"]["legalBasis"] == "CONTRACT"
+    for name in ("marketing", "personalization", "health_data", "research"):
+        assert by_name[name]["legalBasis"] == "CONSENT"
+        assert by_name[name]["required"] is False
+        assert by_name[name]["description"]
+    # Seeding is idempotent: asking again lists each once.
+    again = await gql(PURPOSES)
+    assert [p["name"] for p in again["data"]["purposes"]] == list(by_name)
+
+
+async def test_give_consent_against_the_version_in_force(gql, member):
+    body = await gql(GIVE, {"p": "marketing", "v": "1.0"}, token=member.token)
+    given = body["data"]["giveConsent"]
+    assert given["state"] == "GIVEN" and given["policyVersion"] == "1.0"
+    assert given["receipt"].count(".") == 2
+    mine = (await gql(MY_CONSENTS, token=member.token))["data"]["me"]["consents"]
+    assert mine == [given]
+
+
+async def test_giving_against_another_version_is_refused_naming_the_one_in_force(gql, member):
+    body = await gql(GIVE, {"p": "marketing", "v": "0.9"}, token=member.token)
+    assert error_code(body) == "BAD_USER_INPUT"
+    assert "1.0" in body["errors"][0]["message"]
+    assert (await gql(MY_CONSENTS, token=member.token))["data"]["me"]["consents"] == []
+
+
+async def test_contract_purpose_cannot_be_given_or_withdrawn(gql, member):
+    for purpose in ("membership", "order_fulfillment"):
+        body = await gql(GIVE, {"p": purpose, "v": "1.0"}, token=member.token)
+        assert error_code(body) == "BAD_USER_INPUT", body
+        assert error_code(await gql(WITHDRAW, {"p": purpose}, token=member.token)) \
+            == "BAD_USER_INPUT"
+
+
+async def test_unknown_purpose_is_not_found(gql, member):
+    assert error_code(await gql(GIVE, {"p": "astrology", "v": "1.0"}, token=member.token)) \
+        == "NOT_FOUND"
+    assert error_code(await gql(WITHDRAW, {"p": "astrology"}, token=member.token)) == "NOT_FOUND"
+
+
+async def test_withdraw_is_one_call_and_takes_effect_at_once(gql, member, rt):
+    await gql(GIVE, {"p": "research", "v": "1.0"}, token=member.token)
+    assert await consent.has_consent(member.id, "research", at=rt.now())
+    # The clock does not move: the withdrawal still wins from the same instant on.
+    body = await gql(WITHDRAW, {"p": "research"}, token=member.token)
+    assert body["data"]["withdrawConsent"]["state"] == "WITHDRAWN"
+    assert not await consent.has_consent(member.id, "research")
+    assert not await consent.has_consent(member.id, "research", at=rt.now())
+    assert await consent.consented_members("research", [member.id], rt.now()) == set()
+    mine = (await gql(MY_CONSENTS, token=member.token))["data"]["me"]["consents"]
+    assert [(c["purpose"], c["state"]) for c in mine] == [("research", "WITHDRAWN")]
+
+
+async def test_withdrawing_a_consent_never_given_is_a_conflict(gql, member):
+    body = await gql(WITHDRAW, {"p": "marketing"}, token=member.token)
+    assert error_code(body) == "CONFLICT"
+
+
+async def test_repeated_give_and_withdraw_are_idempotent(gql, member, clock):
+    first = (await gql(GIVE, {"p": "marketing", "v": "1.0"}, token=member.token))["data"]
+    clock.advance(minutes=1)
+    again = (await gql(GIVE, {"p": "marketing", "v": "1.0"}, token=member.token))["data"]
+    assert again == first
+    w1 = (await gql(WITHDRAW, {"p": "marketing"}, token=member.token))["data"]
+    clock.advance(minutes=1)
+    w2 = (await gql(WITHDRAW, {"p": "marketing"}, token=member.token))["data"]
+    assert w1 == w2
+    assert await ConsentEvent.filter(member_id=member.id).count() == 2
+
+
+async def test_state_at_a_past_instant_is_rebuilt_from_events(gql, member, clock):
+    t0 = clock.now()
+    clock.advance(days=1)
+    token = await fresh_token(gql, member.user_id)
+    await gql(GIVE, {"p": "personalization", "v": "1.0"}, token=token)
+    t_given = clock.now()
+    clock.advance(days=2)
+    token = await fresh_token(gql, member.user_id)
+    await gql(WITHDRAW, {"p": "personalization"}, token=token)
+    t_withdrawn = clock.now()
+    clock.advance(days=3)
+    token = await fresh_token(gql, member.user_id)
+    await gql(GIVE, {"p": "personalization", "v": "1.0"}, token=token)
+
+    assert await consent.state_at(member.id, "personalization", t0) is None
+    assert await consent.state_at(member.id, "personalization", t_given) == ConsentState.GIVEN
+    assert await consent.state_at(member.id, "personalization",
+                                  t_given + timedelta(days=1)) == ConsentState.GIVEN
+    assert await consent.state_at(member.id, "personalization",
+                                  t_withdrawn) == ConsentState.WITHDRAWN
+    assert await consent.state_at(member.id, "personalization",
+                                  t_withdrawn + timedelta(days=2)) == ConsentState.WITHDRAWN
+    assert await consent.state_at(member.id, "personalization", clock.now()) == ConsentState.GIVEN
+    history = await consent.history(member.id)
+    assert [e.state for e in history] == [ConsentState.GIVEN, ConsentState.WITHDRAWN,
+                                          ConsentState.GIVEN]
+    assert await consent.has_consent(member.id, "personalization",
+                                     at=t_withdrawn + timedelta(days=1)) is False
+
+
+async def test_events_record_how_consent_was_given(gql, client, member):
+    response = await client.post(
+        "/graphql", json={"query": GIVE, "variables": {"p": "health_data", "v": "1.0"}},
+        headers={"authorization": f"Bearer {member.token}", "user-agent": "ClinicApp/2.1"})
+    assert "errors" not in response.json()
+    row = await ConsentEvent.get(member_id=member.id, purpose="health_data")
+    assert row.client == "127.0.0.1"
+    assert row.user_agent == "ClinicApp/2.1"
+    assert row.policy_version == "1.0" and row.state == ConsentState.GIVEN
+
+
+async def test_consented_members_in_bulk(gql, member, other_member, rt, clock):
+    await gql(GIVE, {"p": "research", "v": "1.0"}, token=member.token)
+    await gql(GIVE, {"p": "research", "v": "1.0"}, token=other_member.token)
+    before = clock.now()
+    clock.advance(minutes=5)
+    await gql(WITHDRAW, {"p": "research"}, token=other_member.token)
+    ids = [member.id, other_member.id, "00000000-0000-0000-0000-000000000000"]
+    assert await consent.consented_members("research", ids, rt.now()) == {member.id}
+    assert await consent.consented_members("research", ids, before) == {member.id,
+                                                                         other_member.id}
+    assert await consent.consented_members("research", None) == {member.id}
+    assert await consent.consented_members("marketing", ids) == set()
+
+
+async def test_after_change_hooks_run_after_commit(gql, member):
+    seen: list[tuple[str, str, ConsentState, int]] = []
+
+    async def hook(rt, member_id, purpose, state):
+        # Committed already: a fresh read sees the event.
+        seen.append((member_id, purpose, state,
+                     await ConsentEvent.filter(member_id=member_id).count()))
+
+    async def broken(rt, member_id, purpose, state):
+        raise RuntimeError("a failing hook does not undo the change")
+
+    consent.after_change.extend([broken, hook])
+    try:
+        await gql(GIVE, {"p": "marketing", "v": "1.0"}, token=member.token)
+        body = await gql(WITHDRAW, {"p": "marketing"}, token=member.token)
+        assert "errors" not in body
+    finally:
+        consent.after_change.remove(hook)
+        consent.after_change.remove(broken)
+    assert seen == [(member.id, "marketing", ConsentState.GIVEN, 1),
+                    (member.id, "marketing", ConsentState.WITHDRAWN, 2)]
+
+
+async def test_give_and_withdraw_are_audited_without_personal_values(gql, member):
+    from api.models.audit import AuditEntry
+
+    await gql(GIVE, {"p": "marketing", "v": "1.0"}, token=member.token)
+    await gql(WITHDRAW, {"p": "marketing"}, token=member.token)
+    rows = await AuditEntry.filter(action__startswith="consent.").order_by("seq")
+    assert [r.action for r in rows] == ["consent.give", "consent.withdraw"]
+    for row in rows:
+        assert row.actor == f"member:{member.id}" and row.subject == member.id
+        assert row.detail["purpose"] == "marketing"
+        assert "alice" not in str(row.detail).lower()
+
+
+async def test_consent_operations_need_a_member_token(gql, admin):
+    assert error_code(await gql(GIVE, {"p": "marketing", "v": "1.0"})) == "UNAUTHENTICATED"
+    assert error_code(await gql(WITHDRAW, {"p": "marketing"})) == "UNAUTHENTICATED"
+    assert error_code(await gql(GIVE, {"p": "marketing", "v": "1.0"}, token="not-a-token")) \
+        == "UNAUTHENTICATED"
+    assert error_code(await gql(GIVE, {"p": "marketing", "v": "1.0"}, token=admin.token)) \
+        == "FORBIDDEN"
+    assert error_code(await gql(WITHDRAW, {"p": "marketing"}, token=admin.token)) == "FORBIDDEN"
+
+
+async def test_partner_purposes_join_the_registry(gql, member, rt):
+    from tortoise.transactions import in_transaction
+
+    from api import purposes
+
+    partner_id = "5b1c3a52-8f7e-4a55-9d0e-0c4f5ee1a001"
+    async with in_transaction("default") as conn:
+        name = await purposes.register_partner_purpose(conn, partner_id, "Acme Logistics")
+        assert await purposes.register_partner_purpose(conn, partner_id, "Acme") == name
+    assert name == f"partner:{partner_id}"
+    listed = {p["name"]: p for p in (await gql(PURPOSES))["data"]["purposes"]}
+    assert listed[name]["legalBasis"] == "CONSENT"
+    body = await gql(GIVE, {"p": name, "v": "1.0"}, token=member.token)
+    assert body["data"]["giveConsent"]["state"] == "GIVEN"
+    assert await consent.has_consent(member.id, name)
+    assert (await purposes.get_purpose("order_fulfillment")).legal_basis == "CONTRACT"
