@@ -59,6 +59,11 @@ class Settings:
     smtp_password: str = field(default="", repr=False)
     mail_from: str = "privacy@consentry.invalid"
     max_body_bytes: int = 1_000_000
+    # Data rights (issue 5): how long a dormant member's data waits in the vault before it is
+    # destroyed, and how the mailer retries.
+    dormant_retention_days: int = 5 * 365
+    mail_max_attempts: int = 8
+    mail_timeout_seconds: float = 30.0
 
     @property
     def production(self) -> bool:
@@ -102,6 +107,8 @@ class Settings:
             smtp_user=_env("SMTP_USER", ""),
             smtp_password=_env("SMTP_PASSWORD", ""),
             mail_from=_env("MAIL_FROM", "privacy@consentry.invalid"),
+            dormant_retention_days=_int("DORMANT_RETENTION_DAYS", 5 * 365),
+            mail_max_attempts=_int("MAIL_MAX_ATTEMPTS", 8),
         )
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -1,4 +1,7 @@
-"""GraphQL for data-subject rights: export, correction, withdrawal, admin request handling."""
+"""GraphQL for data-subject rights: export, correction, withdrawal, admin request handling.
+
+Thin: each resolver calls ``api.rights``, ``api.export`` or ``api.erasure`` and maps the result.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,9 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
+from api import erasure, export, rights
 from schema.enums import DataRequestKind, DataRequestStatus, PersonalField
-from schema.permissions import IsAdmin, IsMember
-from schema.stub import not_yet
+from schema.permissions import IsAdmin, IsMember, principal_of
 
 
 @strawberry.type
@@ -22,6 +25,14 @@ class DataRequest:
     received_at: datetime
     due_at: datetime
     resolved_at: datetime | None
+    overdue_flagged_at: datetime | None = strawberry.field(
+        default=None, description="When the deadline job flagged it as near or past its due date.")
+
+    @classmethod
+    def from_view(cls, v: rights.RequestView) -> DataRequest:
+        return cls(id=strawberry.ID(v.id), kind=v.kind, status=v.status, fields=list(v.fields),
+                   received_at=v.received_at, due_at=v.due_at, resolved_at=v.resolved_at,
+                   overdue_flagged_at=v.overdue_flagged_at)
 
 
 @strawberry.type
@@ -42,7 +53,7 @@ class WithdrawalReceipt:
 
 async def member_data_requests(info: Info, member_id: str) -> list[DataRequest]:
     """A member's requests for ``Member.dataRequests``."""
-    return []
+    return [DataRequest.from_view(v) for v in await rights.member_requests(member_id)]
 
 
 @strawberry.type
@@ -50,26 +61,43 @@ class Query:
     @strawberry.field(permission_classes=[IsAdmin], description="Admin token.")
     async def data_requests(self, info: Info,
                             status: DataRequestStatus | None = None) -> list[DataRequest]:
-        raise not_yet("dataRequests")
+        return [DataRequest.from_view(v) for v in await rights.list_requests(status)]
 
 
 @strawberry.type
 class Mutation:
     @strawberry.mutation(permission_classes=[IsMember])
     async def export_my_data(self, info: Info) -> DataExport:
-        raise not_yet("exportMyData")
+        doc = await export.export(info.context.rt, principal_of(info).subject)
+        return DataExport(format=doc["format"], generated_at=doc["generated_at"],
+                          data=doc["data"])
 
     @strawberry.mutation(permission_classes=[IsMember])
     async def report_inaccuracy(self, info: Info, fields: list[PersonalField],
                                 note: str | None = None) -> DataRequest:
-        raise not_yet("reportInaccuracy")
+        view = await rights.report_inaccuracy(info.context.rt, principal_of(info).subject,
+                                              list(fields), note)
+        return DataRequest.from_view(view)
 
     @strawberry.mutation(permission_classes=[IsMember])
     async def withdraw_membership(self, info: Info, password: str) -> WithdrawalReceipt:
-        raise not_yet("withdrawMembership")
+        r = await erasure.withdraw(info.context.rt, principal_of(info).subject, password)
+        return WithdrawalReceipt(withdrawn_at=r.withdrawn_at, destroyed=r.destroyed,
+                                 retained_until=r.retained_until,
+                                 retained_fields=list(r.retained_fields),
+                                 partners_notified=list(r.partners_notified))
+
+    @strawberry.mutation(permission_classes=[IsMember],
+                         description="Member token. Ask for erasure; an admin resolves it "
+                                     "(withdrawMembership erases at once).")
+    async def request_erasure(self, info: Info) -> DataRequest:
+        return DataRequest.from_view(
+            await rights.request_erasure(info.context.rt, principal_of(info).subject))
 
     @strawberry.mutation(permission_classes=[IsAdmin])
     async def resolve_data_request(self, info: Info, id: strawberry.ID,
                                    status: DataRequestStatus,
                                    note: str | None = None) -> DataRequest:
-        raise not_yet("resolveDataRequest")
+        view = await rights.resolve(info.context.rt, principal_of(info).subject, str(id), status,
+                                    note)
+        return DataRequest.from_view(view)

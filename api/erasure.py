@@ -1,0 +1,200 @@
+"""Membership withdrawal and erasure (Art. 2.2, 4; invariant 7): destruction is irreversible.
+
+One path serves ``withdrawMembership``, an admin-completed ERASURE request and the end of a
+dormant member's retention period (:func:`destroy`). In one main-store transaction:
+
+- the member's data key row is deleted (crypto-shred: every ciphertext of the member, including
+  undelivered outbox payloads, becomes unreadable), then the member row itself (its blind
+  indexes go with it); sessions are revoked;
+- consent events, disclosures, purchases and notifications of the member are deleted; cookie
+  choices are unlinked from the member (the device keeps its choice); data requests are kept for
+  accountability but de-identified (``member_id`` and the encrypted note removed), open ones
+  closed as completed;
+- undelivered outbox events holding personal payload are deleted, delivered ones lose theirs;
+  every partner that ever received data gets a ``member.erasure`` event carrying only its ref;
+- the withdrawal confirmation is queued with the address sealed under the KEK
+  (``recipient_ct``); the mailer drops it once the mail is sent or given up.
+
+A purchasing member's tax-relevant data (:data:`TAX_FIELDS` and the purchase records, with their
+decrypted references) is first written to the vault under its own key, retained until five
+years after the last purchase; the retention job destroys it then.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from tortoise import connections
+from tortoise.transactions import in_transaction
+
+from api import audit, members, sessions, vault
+from api.errors import NotFound, Unauthenticated
+from api.models.consent import ConsentEvent, CookieChoice
+from api.models.enums import DataRequestKind, DataRequestStatus, MemberStatus, OutboxStatus, PersonalField
+from api.models.member import Member, MemberKey
+from api.models.partner import Disclosure, OutboxEvent, Purchase
+from api.models.rights import DataRequest, Notification
+from api.outbox import enqueue
+from api.partner_refs import partner_ref
+from api.runtime import Runtime
+from api.security.envelope import DataKey
+from api.security.passwords import verify_password
+from api.security.sealed import seal
+
+__all__ = ["Receipt", "TAX_FIELDS", "TAX_YEARS", "withdraw", "destroy", "recipient_label",
+           "purchase_reference"]
+
+log = logging.getLogger("consentry.erasure")
+
+# What tax law needs of a purchasing member besides the purchase records themselves: the name
+# and address an invoice is made out to. Nothing else is retained.
+TAX_FIELDS = (PersonalField.FULL_NAME, PersonalField.ADDRESS)
+TAX_YEARS = 5
+RECIPIENT_LABEL = "notification-recipient"
+
+
+def recipient_label(notification_id: str) -> str:
+    return f"{RECIPIENT_LABEL}/{notification_id}"
+
+
+@dataclass(frozen=True)
+class Receipt:
+    withdrawn_at: datetime
+    destroyed: bool
+    retained_until: datetime | None
+    retained_fields: list[PersonalField]
+    partners_notified: list[str]
+
+
+def purchase_reference(key: DataKey, row: Purchase) -> str:
+    """Decrypt a purchase reference with the label the purchases service writes it under."""
+    try:
+        from api import purchases  # noqa: PLC0415 - lands with the partners capability
+    except ImportError:
+        purchases = None
+    fn = getattr(purchases, "decrypt_reference", None)
+    if fn is not None:
+        return fn(key, row)
+    label = getattr(purchases, "REFERENCE_LABEL", "purchase_reference")
+    return key.decrypt(label, bytes(row.reference_ct))
+
+
+async def withdraw(rt: Runtime, member_id: str, password: str) -> Receipt:
+    """``withdrawMembership``: the password confirms it is the member, then :func:`destroy`."""
+    member = await Member.get_or_none(id=member_id)
+    if member is None:
+        raise NotFound("member not found")
+    if not isinstance(password, str) or not verify_password(member.password_hash, password):
+        raise Unauthenticated("password is wrong")
+    return await destroy(rt, member_id, actor=f"member:{member_id}")
+
+
+async def destroy(rt: Runtime, member_id: str, *, actor: str,
+                  request_id: str | None = None) -> Receipt:
+    member = await Member.get_or_none(id=member_id)
+    if member is None:
+        raise NotFound("member not found")
+    if member.status == MemberStatus.DORMANT:
+        from api import retention  # noqa: PLC0415 - retention imports this module
+
+        await retention.reactivate(rt, member_id, notify=False)
+    view = await members.get_view(rt, member_id)
+    key = await members.data_key(rt, member_id)
+    now = rt.now()
+
+    partners: dict[str, Disclosure] = {}
+    for row in await Disclosure.filter(member_id=member_id).order_by("at"):
+        partners[str(row.partner_id)] = row  # the latest disclosure per partner wins
+    purchases = await Purchase.filter(member_id=member_id).order_by("at")
+
+    retained_until: datetime | None = None
+    record_id: str | None = None
+    if purchases:
+        retained_until = vault.add_months(max(p.at for p in purchases), 12 * TAX_YEARS)
+        data = {
+            "format": "consentry.retained/v1",
+            "reason": vault.TAX,
+            "fields": {f.graphql: view.value(f) for f in TAX_FIELDS},
+            "purchases": [{"id": str(p.id), "amount": p.amount, "currency": p.currency,
+                           "reference": purchase_reference(key, p), "at": p.at.isoformat()}
+                          for p in purchases],
+        }
+        record_id = await vault.store(rt, member_id=member_id, reason=vault.TAX, data=data,
+                                      retained_until=retained_until)
+    notified = sorted({row.partner_name for row in partners.values()})
+    try:
+        async with in_transaction("default") as conn:
+            await OutboxEvent.filter(member_id=member_id, status=OutboxStatus.PENDING,
+                                     payload_ct__isnull=False).using_db(conn).delete()
+            await OutboxEvent.filter(member_id=member_id).using_db(conn).update(payload_ct=None)
+            for partner_id, row in partners.items():
+                await enqueue(rt, conn, partner_id=partner_id, member_id=None,
+                              type="member.erasure",
+                              member={"ref": partner_ref(rt.keys, partner_id, member_id)},
+                              fields=[], purpose=row.purpose, legal_basis=row.legal_basis.value,
+                              key=None)
+            await DataRequest.filter(member_id=member_id, status=DataRequestStatus.OPEN).using_db(
+                conn).update(status=DataRequestStatus.COMPLETED, resolved_at=now,
+                             resolution="membership withdrawn: data destroyed")
+            if request_id is None:
+                await DataRequest.create(
+                    id=uuid.uuid4(), member_id=None, kind=DataRequestKind.ERASURE,
+                    status=DataRequestStatus.COMPLETED, fields_=[], received_at=now,
+                    due_at=now, resolved_at=now, resolution="membership withdrawn: data destroyed",
+                    using_db=conn)
+            await DataRequest.filter(member_id=member_id).using_db(conn).update(
+                member_id=None, note_ct=None)
+            await ConsentEvent.filter(member_id=member_id).using_db(conn).delete()
+            await CookieChoice.filter(member_id=member_id).using_db(conn).update(member_id=None)
+            await Disclosure.filter(member_id=member_id).using_db(conn).delete()
+            await Purchase.filter(member_id=member_id).using_db(conn).delete()
+            await Notification.filter(member_id=member_id).using_db(conn).delete()
+            note_id = uuid.uuid4()
+            await Notification.create(
+                id=note_id, member_id=None, kind="membership.withdrawn",
+                subject="Your membership has been withdrawn",
+                body=_confirmation(retained_until, notified),
+                recipient_ct=seal(rt.keys, recipient_label(str(note_id)), view.email.encode()),
+                status="PENDING", attempts=0, next_attempt_at=now, created_at=now,
+                using_db=conn)
+            await sessions.revoke_subject(rt, member_id, conn)
+            await MemberKey.filter(member_id=member_id).using_db(conn).delete()
+            await Member.filter(id=member_id).using_db(conn).delete()
+            await audit.record(rt, actor, "member.withdraw", member_id, {
+                "destroyed": record_id is None, "partners": sorted(partners),
+                "retainedUntil": retained_until.isoformat() if retained_until else None,
+                "vaultRecord": record_id, "request": request_id}, using=conn)
+    except Exception:
+        if record_id is not None:
+            await vault.shred(record_id)
+        raise
+    await _flush_sqlite()
+    return Receipt(now, record_id is None, retained_until,
+                   list(TAX_FIELDS) if record_id else [], notified)
+
+
+def _confirmation(retained_until: datetime | None, partners: list[str]) -> str:
+    lines = ["Your membership has been withdrawn and your personal data destroyed."]
+    if retained_until is not None:
+        lines.append("Because you made purchases, the law requires us to keep your purchase "
+                     "records and the name and address they were made out to, in a separate "
+                     f"store, until {retained_until.date().isoformat()}; they are destroyed then.")
+    if partners:
+        lines.append(f"{len(partners)} partner(s) that received your data were told to erase it.")
+    lines.append("This cannot be undone.")
+    return "\n\n".join(lines)
+
+
+async def _flush_sqlite() -> None:
+    """SQLite keeps old page images in the WAL until a checkpoint: fold them in now, so the
+    destroyed key bytes do not linger on disk (``secure_delete`` zeroes the freed space)."""
+    for name in ("default", "vault"):
+        conn = connections.get(name)
+        if conn.capabilities.dialect == "sqlite":
+            try:
+                await conn.execute_script("PRAGMA wal_checkpoint(TRUNCATE);")
+            except Exception:  # a busy reader only delays it to the next automatic checkpoint
+                log.warning("wal checkpoint deferred on %s", name)
