@@ -14,7 +14,7 @@ from strawberry.extensions import (
 )
 from strawberry.tools import merge_types
 
-from schema import audit, consent, members, partners, rights
+from schema import audit, consent, delivery_admin, members, partners, rights
 from schema.errors import ErrorCodes
 
 __all__ = ["build_schema", "LIMITS"]
@@ -23,9 +23,9 @@ __all__ = ["build_schema", "LIMITS"]
 LIMITS = {"depth": 6, "aliases": 15, "tokens": 1000, "directives": 50, "page": 100}
 
 Query = merge_types("Query", (consent.Query, partners.Query, members.Query, rights.Query,
-                              audit.Query))
+                              audit.Query, delivery_admin.Query))
 Mutation = merge_types("Mutation", (members.Mutation, consent.Mutation, rights.Mutation,
-                                    partners.Mutation))
+                                    partners.Mutation, delivery_admin.Mutation))
 
 
 def build_schema(*, production: bool = False) -> strawberry.Schema:
