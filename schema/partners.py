@@ -8,10 +8,25 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
+from api import disclosures, oauth, partners_registry, pull, purchases
+from api.grants import PartnerState
+from api.models import enums as e
+from api.models.partner import PartnerChange as ChangeRow
 from schema.enums import LegalBasis, PartnerChangeKind, PartnerKind, PartnerStatus, PersonalField
-from schema.pagination import PageInfo
-from schema.permissions import IsAdmin, IsAdminOrPartner, IsPartner
-from schema.stub import not_yet
+from schema.pagination import PageInfo, page_size
+from schema.permissions import IsAdmin, IsAdminOrPartner, IsPartner, principal_of
+
+
+def _sorted(fields) -> list[PersonalField]:  # noqa: ANN001 - enum values or their names
+    order = list(e.PersonalField)
+    return sorted((e.PersonalField(f) for f in fields), key=order.index)
+
+
+async def _upcoming(info: Info, partner_id: str,
+                    pending: list[ChangeRow] | None) -> list[PartnerChange]:
+    if pending is None:
+        pending = (await partners_registry.upcoming(info.context.rt, [partner_id]))[partner_id]
+    return [PartnerChange.of(c) for c in pending]
 
 
 @strawberry.type
@@ -24,18 +39,41 @@ class Partner:
     status: PartnerStatus
     fields: list[PersonalField]
     optional_fields: list[PersonalField]
-    upcoming: list[PartnerChange]
+    pending: strawberry.Private[list[ChangeRow] | None] = None
+
+    @strawberry.field
+    async def upcoming(self, info: Info) -> list[PartnerChange]:
+        return await _upcoming(info, str(self.id), self.pending)
+
+    @classmethod
+    def of(cls, s: PartnerState, pending: list[ChangeRow] | None = None) -> Partner:
+        return cls(id=strawberry.ID(s.id), name=s.name, kind=s.kind, purpose=s.purpose,
+                   adapter=s.adapter, status=s.status, fields=_sorted(s.fields),
+                   optional_fields=_sorted(s.optional_fields), pending=pending)
 
 
 @strawberry.type
 class PartnerChange:
     id: strawberry.ID
     kind: PartnerChangeKind
-    partner: Partner
     announced_at: datetime
     effective_at: datetime
     fields: list[PersonalField]
     optional_fields: list[PersonalField]
+    partner_id: strawberry.Private[str]
+    state: strawberry.Private[PartnerState | None] = None
+
+    @strawberry.field
+    async def partner(self, info: Info) -> Partner:
+        state = self.state or await partners_registry.state(info.context.rt, self.partner_id)
+        return Partner.of(state)
+
+    @classmethod
+    def of(cls, row: ChangeRow, state: PartnerState | None = None) -> PartnerChange:
+        return cls(id=strawberry.ID(str(row.id)), kind=e.PartnerChangeKind(row.kind),
+                   announced_at=row.announced_at, effective_at=row.effective_at,
+                   fields=_sorted(row.fields_), optional_fields=_sorted(row.optional_fields),
+                   partner_id=str(row.partner_id), state=state)
 
 
 @strawberry.type
@@ -47,7 +85,17 @@ class PublicPartner:
     status: PartnerStatus
     fields: list[PersonalField]
     optional_fields: list[PersonalField]
-    upcoming: list[PartnerChange] = strawberry.field(description="Changes announced and not yet in force.")
+    pending: strawberry.Private[list[ChangeRow] | None] = None
+
+    @strawberry.field(description="Changes announced and not yet in force.")
+    async def upcoming(self, info: Info) -> list[PartnerChange]:
+        return await _upcoming(info, str(self.id), self.pending)
+
+    @classmethod
+    def of(cls, s: PartnerState, pending: list[ChangeRow] | None = None) -> PublicPartner:
+        return cls(id=strawberry.ID(s.id), name=s.name, kind=s.kind, purpose=s.purpose,
+                   status=s.status, fields=_sorted(s.fields),
+                   optional_fields=_sorted(s.optional_fields), pending=pending)
 
 
 @strawberry.type
@@ -111,47 +159,96 @@ class PartnerInput:
 
 async def member_disclosures(info: Info, member_id: str) -> list[Disclosure]:
     """The ledger for ``Member.disclosures``."""
-    return []
+    return [Disclosure(partner=d.partner, fields=_sorted(d.fields), purpose=d.purpose,
+                       legal_basis=d.legal_basis, at=d.at)
+            for d in await disclosures.for_member(member_id)]
+
+
+def _actor(info: Info) -> str:
+    p = principal_of(info)
+    return f"{p.role.lower()}:{p.subject}"
+
+
+async def _listed(info: Info) -> list[tuple[PartnerState, list[ChangeRow]]]:
+    rt = info.context.rt
+    states = await partners_registry.states(rt)
+    pending = await partners_registry.upcoming(rt, [s.id for s in states])
+    return [(s, pending[s.id]) for s in states]
+
+
+def _shared(record: pull.SharedRecord) -> SharedMember:
+    f = e.PersonalField
+    return SharedMember(ref=strawberry.ID(record.ref), user_id=record.get(f.USER_ID),
+                        email=record.get(f.EMAIL), full_name=record.get(f.FULL_NAME),
+                        date_of_birth=record.date_of_birth(), phone=record.get(f.PHONE),
+                        address=record.get(f.ADDRESS))
 
 
 @strawberry.type
 class Query:
     @strawberry.field(description="The outsourcing partners, with announced (not yet effective) changes. Public.")
     async def outsourcing_partners(self, info: Info) -> list[PublicPartner]:
-        raise not_yet("outsourcingPartners")
+        return [PublicPartner.of(s, pending) for s, pending in await _listed(info)]
 
     @strawberry.field(permission_classes=[IsAdmin], description="Admin token.")
     async def partners(self, info: Info) -> list[Partner]:
-        raise not_yet("partners")
+        return [Partner.of(s, pending) for s, pending in await _listed(info)]
 
     @strawberry.field(permission_classes=[IsPartner], description="Partner token: only the members and fields this partner may see now.")
     async def shared_members(self, info: Info, first: int | None = 100,
                              after: str | None = None) -> SharedMemberConnection:
-        raise not_yet("sharedMembers")
+        rt = info.context.rt
+        partner_id = await oauth.active_partner(rt, principal_of(info), "members:read")
+        page = await pull.shared_members(rt, partner_id, page_size(first, 100), after)
+        edges = [SharedMemberEdge(cursor=r.cursor, node=_shared(r)) for r in page.records]
+        return SharedMemberConnection(edges=edges, page_info=PageInfo(
+            has_next_page=page.has_next, end_cursor=page.end_cursor))
 
 
 @strawberry.type
 class Mutation:
     @strawberry.mutation(permission_classes=[IsAdmin])
     async def announce_partner(self, info: Info, input: PartnerInput) -> PartnerChange:
-        raise not_yet("announcePartner")
+        result = await partners_registry.announce(
+            info.context.rt, _actor(info), name=input.name, kind=input.kind,
+            purpose=input.purpose, adapter=input.adapter, config=input.config,
+            fields=input.fields, optional_fields=input.optional_fields)
+        return PartnerChange.of(result.change, result.partner)
 
     @strawberry.mutation(permission_classes=[IsAdmin])
     async def change_partner_fields(self, info: Info, partner_id: strawberry.ID,
                                     fields: list[PersonalField],
                                     optional_fields: list[PersonalField]) -> PartnerChange:
-        raise not_yet("changePartnerFields")
+        result = await partners_registry.change_fields(info.context.rt, _actor(info),
+                                                       str(partner_id), fields, optional_fields)
+        return PartnerChange.of(result.change, result.partner)
 
     @strawberry.mutation(permission_classes=[IsAdmin])
     async def retire_partner(self, info: Info, partner_id: strawberry.ID) -> PartnerChange:
-        raise not_yet("retirePartner")
+        result = await partners_registry.retire(info.context.rt, _actor(info), str(partner_id))
+        return PartnerChange.of(result.change, result.partner)
 
     @strawberry.mutation(permission_classes=[IsAdmin])
     async def issue_partner_credentials(self, info: Info, partner_id: strawberry.ID,
                                         scopes: list[str]) -> PartnerCredentials:
-        raise not_yet("issuePartnerCredentials")
+        issued = await oauth.issue_credentials(info.context.rt, _actor(info), str(partner_id),
+                                               scopes)
+        return PartnerCredentials(client_id=issued.client_id, client_secret=issued.client_secret,
+                                  scopes=issued.scopes)
+
+    @strawberry.mutation(permission_classes=[IsAdmin],
+                         description="Admin token. Revoke a partner client: it gets no new tokens and its tokens stop working.")
+    async def revoke_partner_credentials(self, info: Info, client_id: str) -> bool:
+        return await oauth.revoke_credentials(info.context.rt, _actor(info), client_id)
 
     @strawberry.mutation(permission_classes=[IsAdminOrPartner])
     async def record_purchase(self, info: Info, member_id: strawberry.ID, amount: str,
                               currency: str, reference: str) -> Purchase:
-        raise not_yet("recordPurchase")
+        rt = info.context.rt
+        principal = principal_of(info)
+        if principal.role == "PARTNER":
+            await oauth.active_partner(rt, principal, "purchases:write")
+        view = await purchases.record_purchase(rt, _actor(info), str(member_id), amount=amount,
+                                               currency=currency, reference=reference)
+        return Purchase(id=strawberry.ID(view.id), amount=view.amount, currency=view.currency,
+                        reference=view.reference, at=view.at)

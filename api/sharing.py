@@ -1,0 +1,216 @@
+"""Push: partner events written to the outbox when a member's grant or shared data changes.
+
+Which event, when (every decision goes through :func:`api.grants.grant_for`):
+
+- ``member.shared``: the member's grant for a partner gained fields (entered its scope by a
+  purchase, a consent, or a partner change coming into force; or gained optional fields by
+  consenting to ``partner:<id>``). It carries the FULL record granted now, so a partner can
+  upsert it by ref without keeping history.
+- ``member.updated``: the member edited fields the partner is granted; it carries ONLY the
+  changed granted fields (a cleared field is sent as null).
+- Leaving a scope or losing fields (withdrawal, restriction, narrowing, retirement) sends
+  nothing: the partner stops receiving at once (pull and push both re-check the grant, and
+  delivery re-checks it again before sending, see :func:`delivery_grant`). ``member.erasure``
+  is reserved for erasure on membership withdrawal (contract invariant 7), sent elsewhere.
+
+Transactions: ``recordPurchase`` enqueues in the purchase's own transaction (api.purchases);
+the partner-change job enqueues in the transaction that marks the change applied. Profile and
+consent changes are committed by their owners before their ``after_*`` hooks run, so those
+events are written in a second transaction right after; the delivery-time grant check keeps a
+late or stale event from ever exceeding the grant.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
+
+from api import consent, delivery, members, outbox, partners_registry, profile
+from api.grants import Grant, MemberFacts, PartnerState, grant_for, member_facts
+from api.jobs import job
+from api.members import MemberView, ProfileChange
+from api.models.enums import ConsentState, MemberStatus, PartnerChangeKind, PersonalField
+from api.models.member import Member
+from api.models.partner import PartnerChange
+from api.partner_refs import partner_ref
+from api.pull import candidates, granted_values
+from api.runtime import Runtime
+from api.security.envelope import DataKey
+
+__all__ = ["enqueue_grant", "push_gains", "on_profile_update", "on_consent_change",
+           "bring_changes_into_force", "delivery_grant", "in_force_partners"]
+
+log = logging.getLogger("consentry.sharing")
+_BATCH = 500
+
+
+async def in_force_partners(rt: Runtime, at: datetime | None = None,
+                            conn: BaseDBAsyncClient | None = None) -> list[PartnerState]:
+    return [p for p in await partners_registry.states(rt, at, conn=conn) if p.in_force]
+
+
+async def enqueue_grant(rt: Runtime, conn: BaseDBAsyncClient | None, *, partner: PartnerState,
+                        member_id: str, key: DataKey, values: dict[PersonalField, str | None],
+                        grant: Grant, type: str, fields: frozenset[PersonalField]) -> str:
+    """One outbox event holding ``fields`` (all within ``grant``) under the partner's ref."""
+    sent = sorted(fields & grant.fields)
+    body: dict[str, str | None] = {"ref": partner_ref(rt.keys, partner.id, member_id)}
+    for f in sent:
+        body[f.graphql] = values.get(f)
+    return await outbox.enqueue(rt, conn, partner_id=partner.id, member_id=member_id, type=type,
+                                member=body, fields=[f.value for f in sent],
+                                purpose=grant.purpose, legal_basis=grant.legal_basis.value,
+                                key=key)
+
+
+def _gained(before: Grant | None, after: Grant | None) -> bool:
+    return after is not None and (before is None or bool(after.fields - before.fields))
+
+
+async def push_gains(rt: Runtime, conn: BaseDBAsyncClient, *, member_id: str, key: DataKey,
+                     values: dict[PersonalField, str | None], partners: list[PartnerState],
+                     before: MemberFacts, after: MemberFacts) -> int:
+    """``member.shared`` to each partner whose grant for the member gained fields."""
+    sent = 0
+    for p in partners:
+        new = grant_for(p, after)
+        if _gained(grant_for(p, before), new):
+            assert new is not None
+            await enqueue_grant(rt, conn, partner=p, member_id=member_id, key=key, values=values,
+                                grant=new, type="member.shared", fields=new.fields)
+            sent += 1
+    return sent
+
+
+def _values_of(view: MemberView) -> dict[PersonalField, str | None]:
+    return {f: view.value(f) for f in PersonalField}
+
+
+# --- hooks -------------------------------------------------------------------------------------
+
+async def on_profile_update(rt: Runtime, view: MemberView, change: ProfileChange) -> None:
+    """``member.updated`` with the changed granted fields, to every partner granted them."""
+    if not change.changed or view.status != MemberStatus.ACTIVE:
+        return  # a restricted member's correction is told to partners by the rights capability
+    partners = await in_force_partners(rt)
+    if not partners:
+        return
+    member = await Member.get_or_none(id=view.id)
+    if member is None:
+        return
+    facts = (await member_facts([member], partners, rt.now()))[view.id]
+    targets = [(p, g) for p in partners if (g := grant_for(p, facts)) and g.fields & change.changed]
+    if not targets:
+        return
+    key = await members.data_key(rt, view.id)
+    values = _values_of(view)
+    async with in_transaction("default") as conn:
+        for p, grant in targets:
+            await enqueue_grant(rt, conn, partner=p, member_id=view.id, key=key, values=values,
+                                grant=grant, type="member.updated", fields=change.changed)
+
+
+async def on_consent_change(rt: Runtime, member_id: str, purpose: str,
+                            state: ConsentState | str) -> None:
+    """A consent that brings the member into a partner's scope (or adds optional fields)."""
+    if str(state) != ConsentState.GIVEN:
+        return  # losing a grant sends nothing; reads and deliveries stop at once
+    partners = [p for p in await in_force_partners(rt)
+                if purpose in (p.purpose, p.consent_purpose)]
+    if not partners:
+        return
+    member = await Member.get_or_none(id=member_id)
+    if member is None:
+        return
+    after = (await member_facts([member], partners, rt.now()))[str(member.id)]
+    before = MemberFacts(after.member_id, after.status, after.has_purchase,
+                         after.consents - {purpose})
+    if not any(_gained(grant_for(p, before), grant_for(p, after)) for p in partners):
+        return
+    view = await members.get_view(rt, member_id)
+    key = await members.data_key(rt, member_id)
+    async with in_transaction("default") as conn:
+        await push_gains(rt, conn, member_id=view.id, key=key, values=_values_of(view),
+                         partners=partners, before=before, after=after)
+
+
+async def delivery_grant(rt: Runtime, partner_id: str, member_id: str,
+                         at: datetime) -> frozenset[str] | None:
+    """For api.delivery: the fields (GraphQL names) granted at delivery time, or None."""
+    try:
+        partner = await partners_registry.state(rt, partner_id, at)
+    except Exception:  # noqa: BLE001 - unknown partner: nothing is granted
+        return None
+    member = await Member.get_or_none(id=member_id)
+    if member is None:
+        return None
+    facts = (await member_facts([member], [partner], at))[member_id]
+    grant = grant_for(partner, facts)
+    return None if grant is None else frozenset(f.graphql for f in grant.fields)
+
+
+# --- partner changes coming into force ------------------------------------------------------------
+
+async def _push_scope(rt: Runtime, change: PartnerChange, now: datetime) -> int:
+    """Enqueue ``member.shared`` for members whose grant gained by ``change``; mark it applied.
+
+    Members are scanned in id batches; the first batch's transaction claims the change
+    (conditional update), so a second runner finds nothing to do.
+    """
+    pid = str(change.partner_id)
+    before_state = await partners_registry.state(rt, pid, change.effective_at
+                                                 - timedelta(microseconds=1))
+    after_state = await partners_registry.state(rt, pid, now)
+    sent, cursor, claimed = 0, None, False
+    while True:
+        batch = (await candidates(after_state, cursor, _BATCH)) if after_state.in_force else []
+        facts = await member_facts(batch, [before_state, after_state], now) if batch else {}
+        gains = {mid: g for mid, f in facts.items()
+                 if _gained(grant_for(before_state, f), g := grant_for(after_state, f))}
+        values = await granted_values(rt, [m for m in batch if str(m.id) in gains],
+                                      {mid: g.fields for mid, g in gains.items() if g})
+        async with in_transaction("default") as conn:
+            if not claimed:
+                marked = await PartnerChange.filter(id=change.id, applied_at=None).using_db(
+                    conn).update(applied_at=now)
+                if not marked:
+                    return 0
+                claimed = True
+            for mid, (key, vals) in values.items():
+                grant = gains[mid]
+                assert grant is not None
+                await enqueue_grant(rt, conn, partner=after_state, member_id=mid, key=key,
+                                    values=vals, grant=grant, type="member.shared",
+                                    fields=grant.fields)
+                sent += 1
+        if len(batch) < _BATCH:
+            return sent
+        cursor = str(batch[-1].id)
+
+
+@job("partner_changes_in_force")
+async def bring_changes_into_force(rt: Runtime) -> dict[str, int]:
+    """Record due changes as applied and push to members they newly bring into scope.
+
+    Reads never wait for this job (fields in force are derived from the change rows); it only
+    makes push follow the change. Idempotent: a change is claimed once via ``applied_at``.
+    """
+    now = rt.now()
+    due = await PartnerChange.filter(applied_at=None, effective_at__lte=now).order_by(
+        "effective_at")
+    applied = events = 0
+    for change in due:
+        if change.kind in (PartnerChangeKind.ADDED, PartnerChangeKind.FIELDS_WIDENED):
+            events += await _push_scope(rt, change, now)
+        else:
+            await PartnerChange.filter(id=change.id, applied_at=None).update(applied_at=now)
+        applied += 1
+    return {"applied": applied, "events": events}
+
+
+profile.after_update.append(on_profile_update)
+consent.after_change.append(on_consent_change)
+delivery.register_grant_check(delivery_grant)
