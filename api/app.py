@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -15,17 +16,19 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from tortoise import connections
 
 from api import oauth, ratelimit, wiring  # noqa: F401 - wiring registers hooks and jobs
 from api.db import close_db, init_db
 from api.errors import ConsentryError, RateLimited
-from api.http_guard import SecurityHeaders
+from api.http_guard import SecurityHeaders, json_error
 from api.runtime import Runtime
 from api.security.tokens import decode_access_token
 from schema import build_schema
 from schema.context import Context
+from schema.errors import ensure_codes
 
 __all__ = ["create_app"]
 
@@ -38,6 +41,21 @@ class ConsentryGraphQL(GraphQL):
     def __init__(self, rt: Runtime, **kwargs: Any) -> None:
         super().__init__(build_schema(production=rt.settings.production), **kwargs)
         self.rt = rt
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """As strawberry's, but a malformed request (bad JSON, batch...) answers JSON with a code."""
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope=scope, receive=receive))
+        except HTTPException as exc:
+            response = json_error(exc.status_code, exc.reason)
+        await response(scope, receive, send)
+
+    async def process_result(self, request: Request, result: Any) -> Any:  # type: ignore[override]
+        ensure_codes(result.errors, request.headers.get("x-request-id", "")[:64] or "-")
+        return await super().process_result(request, result)
 
     async def get_context(self, request: Request, response: Any = None) -> Context:  # type: ignore[override]
         request_id = request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex

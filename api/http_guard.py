@@ -1,10 +1,17 @@
-"""Plain ASGI middleware: security headers on every response and a request-body size cap."""
+"""Plain ASGI middleware: security headers on every response and a request-body size cap.
+
+Also the one shape of transport-level refusals (bad JSON, no query, batch, body too large): a
+GraphQL-style JSON body with ``extensions.code``, never plain text, so clients parse one format.
+"""
 
 from __future__ import annotations
 
+import json
+
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["SecurityHeaders"]
+__all__ = ["SecurityHeaders", "json_error"]
 
 _HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -65,9 +72,19 @@ class _BodyTooLarge(Exception):
     pass
 
 
+def _error_body(message: str, code: str) -> dict:
+    return {"errors": [{"message": message, "extensions": {"code": code}}]}
+
+
+def json_error(status: int, message: str, code: str = "BAD_USER_INPUT") -> JSONResponse:
+    """A refused HTTP request, in the same JSON shape as a GraphQL error."""
+    return JSONResponse(_error_body(message, code), status_code=status)
+
+
 async def _too_large(send: Send) -> None:
-    body = b'{"errors":[{"message":"request body too large","extensions":{"code":"BAD_USER_INPUT"}}]}'
+    body = json.dumps(_error_body("request body too large", "BAD_USER_INPUT")).encode()
     await send({"type": "http.response.start", "status": 413,
                 "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
+                            (b"content-length", str(len(body)).encode()), (b"connection", b"close"),
+                            *_HEADERS, (b"content-security-policy", _CSP_API)]})
     await send({"type": "http.response.body", "body": body})

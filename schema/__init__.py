@@ -16,6 +16,7 @@ from strawberry.tools import merge_types
 
 from schema import audit, consent, delivery_admin, members, partners, rights
 from schema.errors import ErrorCodes
+from schema.limits import HideSuggestions, MaxDirectivesLimiter
 
 __all__ = ["build_schema", "LIMITS"]
 
@@ -36,7 +37,9 @@ def build_schema(*, production: bool = False) -> strawberry.Schema:
         QueryDepthLimiter(max_depth=LIMITS["depth"]),
         MaxAliasesLimiter(max_alias_count=LIMITS["aliases"]),
         MaxTokensLimiter(max_token_count=LIMITS["tokens"]),
+        MaxDirectivesLimiter(max_directive_count=LIMITS["directives"]),
     ]
     if production:
         extensions.append(AddValidationRules([NoSchemaIntrospectionCustomRule]))
+        extensions.append(HideSuggestions())
     return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions)

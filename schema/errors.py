@@ -16,7 +16,7 @@ from tortoise.exceptions import ValidationError as OrmValidationError
 
 from api.errors import BadInput, ConsentryError
 
-__all__ = ["ErrorCodes", "classify"]
+__all__ = ["ErrorCodes", "classify", "ensure_codes"]
 
 log = logging.getLogger("consentry.graphql")
 
@@ -63,3 +63,23 @@ class ErrorCodes(SchemaExtension):
         ctx = self.execution_context.context
         request_id = getattr(ctx, "request_id", "-")
         result.errors = [classify(e, request_id) for e in errors]  # type: ignore[union-attr]
+
+
+def ensure_codes(errors: list[GraphQLError] | None, request_id: str) -> None:
+    """Last guard at the HTTP layer for errors raised outside ``on_operation``.
+
+    strawberry's ParserCache parses inside an extension hook, so a syntax error (or a document
+    over the token limit) skips :class:`ErrorCodes`; anything else that got this far unclassified
+    is a bug and is masked as INTERNAL.
+    """
+    for i, error in enumerate(errors or []):
+        if (error.extensions or {}).get("code"):
+            continue
+        original = error.original_error
+        if original is None or isinstance(original, GraphQLError):
+            errors[i] = GraphQLError(error.message, error.nodes, error.source, error.positions,  # type: ignore[index]
+                                     None, None, {"code": BadInput.code})
+        else:
+            errors[i] = classify(GraphQLError(error.message, error.nodes, error.source,  # type: ignore[index]
+                                              error.positions, error.path or ["-"], original),
+                                 request_id)
