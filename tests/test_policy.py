@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 from api.jobs import run_all
 from api.models.audit import AuditEntry
@@ -16,6 +21,7 @@ ANNOUNCE = """mutation($v: String!, $t: String!, $at: DateTime!) {
   announcePolicy(version: $v, text: $t, effectiveAt: $at) { version text effectiveAt } }"""
 GIVE = """mutation($p: String!, $v: String!) {
   giveConsent(purpose: $p, policyVersion: $v) { state policyVersion } }"""
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def iso(dt) -> str:
@@ -130,3 +136,23 @@ async def test_announce_needs_an_admin(gql, member, clock):
     assert error_code(await gql(ANNOUNCE, variables)) == "UNAUTHENTICATED"
     assert error_code(await gql(ANNOUNCE, variables, token=member.token)) == "FORBIDDEN"
     assert await PolicyVersion.filter(version="2.0").count() == 0
+
+
+async def test_consentry_jobs_run_records_the_change(gql, admin, clock, rt):
+    """End to end: the real CLI, its clock pinned past the effective time, same database."""
+    effective = clock.now() + timedelta(days=30)
+    await gql(ANNOUNCE, {"v": "2.0", "t": "Version two", "at": iso(effective)},
+              token=admin.token)
+    s = rt.settings
+    env = {**os.environ, "CONSENTRY_DATA_DIR": str(s.data_dir),
+           "CONSENTRY_DATABASE_URL": s.main_url, "CONSENTRY_VAULT_DATABASE_URL": s.vault_url,
+           "CONSENTRY_NOW": (effective + timedelta(minutes=5)).isoformat()}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "api.cli", "jobs", "run", "--only", "policy_in_force",
+        cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    assert json.loads(out.decode().strip().splitlines()[-1]) == {"policy_in_force": 1}
+    row = await PolicyVersion.get(version="2.0")
+    assert row.in_force_recorded_at == effective + timedelta(minutes=5)
