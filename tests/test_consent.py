@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from api import consent
@@ -210,3 +211,11 @@ async def test_partner_purposes_join_the_registry(gql, member, rt):
     assert body["data"]["giveConsent"]["state"] == "GIVEN"
     assert await consent.has_consent(member.id, name)
     assert (await purposes.get_purpose("order_fulfillment")).legal_basis == "CONTRACT"
+
+
+async def test_concurrent_gives_record_one_event(gql, member):
+    bodies = await asyncio.gather(*[
+        gql(GIVE, {"p": "marketing", "v": "1.0"}, token=member.token) for _ in range(6)])
+    assert all("errors" not in b for b in bodies), bodies
+    assert await ConsentEvent.filter(member_id=member.id, purpose="marketing").count() == 1
+    assert len({b["data"]["giveConsent"]["receipt"] for b in bodies}) == 1
