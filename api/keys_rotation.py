@@ -6,6 +6,7 @@ one row per member, whatever the size of their data.
 
 from __future__ import annotations
 
+from api import vault
 from api.models.member import Admin, MemberKey
 from api.models.partner import Partner
 from api.runtime import Runtime
@@ -17,7 +18,7 @@ __all__ = ["rotate"]
 
 async def rotate(rt: Runtime, batch: int = 500) -> dict[str, int]:
     active = rt.keys.active_kek
-    counts = {"member_keys": 0, "admins": 0, "partners": 0}
+    counts = {"member_keys": 0, "admins": 0, "partners": 0, "vault_records": 0}
     while True:
         rows = await MemberKey.exclude(kek_version=active).limit(batch)
         if not rows:
@@ -37,4 +38,5 @@ async def rotate(rt: Runtime, batch: int = 500) -> dict[str, int]:
         if new is not None:
             await Partner.filter(id=partner.id).update(config_ct=new)
             counts["partners"] += 1
+    counts["vault_records"] = await vault.rewrap_all(rt, batch)
     return counts

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from api import audit, disclosures, members, notifications, outbox, profile
+from api import audit, disclosures, grants, members, notifications, outbox, partners_registry, profile
 from api.errors import BadInput, Conflict, NotFound
 from api.members import MemberView, ProfileChange
 from api.models.audit import AuditEntry
@@ -146,16 +146,19 @@ async def _corrected_since(member_id: str, since: datetime) -> set[str]:
     return {f for detail in entries for f in (detail or {}).get("fields", [])}
 
 
-async def _visible_now(rt: Runtime, partner_id: str, member_id: str) -> set[str] | None:
-    """Fields this partner may see for this member now, from the grants module if it has one."""
+async def _visible_now(rt: Runtime, partner_id: str, member_id: str) -> set[str]:
+    """Fields (PersonalField values) this partner may see for this member once the restriction
+    is lifted: the grant rule of ``api.grants``, with the member taken as ACTIVE."""
     try:
-        from api import grants  # noqa: PLC0415 - optional until the partners capability lands
-    except ImportError:
-        return None
-    fn = getattr(grants, "fields_for_member", None)
-    if fn is None:
-        return None
-    return {str(getattr(f, "value", f)) for f in await fn(rt, partner_id, member_id)}
+        partner = await partners_registry.state(rt, partner_id)
+    except NotFound:
+        return set()
+    member = await Member.get_or_none(id=member_id)
+    if member is None:
+        return set()
+    facts = (await grants.member_facts([member], [partner], rt.now()))[member_id]
+    grant = grants.grant_for(partner, replace(facts, status=MemberStatus.ACTIVE))
+    return set() if grant is None else {f.value for f in grant.fields}
 
 
 @dataclass(frozen=True)
@@ -179,8 +182,7 @@ async def _correction_plan(rt: Runtime, view: MemberView,
         rows = await Disclosure.filter(member_id=view.id, partner_id=partner_id).order_by("-at")
         received = {f for r in rows for f in (r.fields_ or [])}
         visible = await _visible_now(rt, partner_id, view.id)
-        allowed = received if visible is None else visible
-        corrected = [f for f in fields if f.value in allowed and f.value in received]
+        corrected = [f for f in fields if f.value in visible and f.value in received]
         payload = {"ref": partner_ref(rt.keys, partner_id, view.id)}
         payload.update({f.graphql: view.value(f) for f in corrected})
         plan.append(_Correction(partner_id, payload, [f.value for f in corrected],

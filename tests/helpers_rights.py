@@ -130,3 +130,31 @@ def contains(dump: bytes, blob: bytes | str) -> bool:
     """Whether the plaintext or binary value occurs in the dump, raw or as PostgreSQL hex."""
     raw = blob.encode() if isinstance(blob, str) else bytes(blob)
     return raw in dump or raw.hex().encode() in dump
+
+
+async def announce(rt: Runtime, name: str, fields: list[str], bucket: str,
+                   purpose: str = "order_fulfillment") -> str:
+    """A partner announced through the registry (in force 30 days later), recording adapter."""
+    from api import partners_registry
+    from api.models.enums import PersonalField
+
+    result = await partners_registry.announce(
+        rt, "admin:test", name=name, kind=PartnerKind.LOGISTICS, purpose=purpose,
+        adapter="recording", config={"bucket": bucket},
+        fields=[PersonalField(f) for f in fields], optional_fields=[])
+    return str(result.change.partner_id)
+
+
+async def partner_token(rt: Runtime, partner_id: str) -> str:
+    """Real credentials, and the token the ``/oauth/token`` endpoint would mint for them
+    (minted directly: the endpoint has its own tests)."""
+    from api.oauth import issue_credentials
+    from api.security.tokens import Principal
+    from api.sessions import access_token_for
+
+    creds = await issue_credentials(rt, "admin:test", partner_id, ["members:read"])
+    return access_token_for(rt, Principal("PARTNER", partner_id, ("members:read",),
+                                          creds.client_id), ttl=rt.settings.partner_token_ttl)
+
+
+SHARED = "{ sharedMembers { edges { node { ref email fullName address } } } }"
