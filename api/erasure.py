@@ -45,7 +45,7 @@ from api.security.passwords import verify_password
 from api.security.sealed import seal
 
 __all__ = ["Receipt", "TAX_FIELDS", "TAX_YEARS", "withdraw", "destroy", "recipient_label",
-           "purchase_reference"]
+           "purchase_reference", "flush_sqlite"]
 
 log = logging.getLogger("consentry.erasure")
 
@@ -171,7 +171,7 @@ async def destroy(rt: Runtime, member_id: str, *, actor: str,
         if record_id is not None:
             await vault.shred(record_id)
         raise
-    await _flush_sqlite()
+    await flush_sqlite()
     return Receipt(now, record_id is None, retained_until,
                    list(TAX_FIELDS) if record_id else [], notified)
 
@@ -188,7 +188,7 @@ def _confirmation(retained_until: datetime | None, partners: list[str]) -> str:
     return "\n\n".join(lines)
 
 
-async def _flush_sqlite() -> None:
+async def flush_sqlite() -> None:
     """SQLite keeps old page images in the WAL until a checkpoint: fold them in now, so the
     destroyed key bytes do not linger on disk (``secure_delete`` zeroes the freed space)."""
     for name in ("default", "vault"):

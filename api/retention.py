@@ -126,6 +126,8 @@ async def _make_dormant_all(rt: Runtime) -> int:
             continue  # the notice predates the latest activity: a new notice comes first
         if await make_dormant(rt, str(member_id)):
             count += 1
+    if count:
+        await erasure.flush_sqlite()
     return count
 
 

@@ -1,0 +1,136 @@
+"""Dormancy (Art. 4.3): notice at 11 months of inactivity, DORMANT at 12 months and no sooner
+than 30 days after the notice, personal data moved to the vault, restored on sign-in; the
+retention job destroys a member who never came back; deadline flags on data requests."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pyotp
+
+from api import vault
+from api.jobs import run_all
+from api.models.audit import AuditEntry
+from api.models.enums import MemberStatus
+from api.models.member import Member, MemberKey
+from api.models.rights import DataRequest, Notification
+from api.models.vault import RetainedRecord
+from api.retention import dormancy, request_deadlines, retention_expiry
+from tests.conftest import LOGIN, PASSWORD, create_admin
+from tests.helpers_rights import contains, store_dump
+
+ME = "{ me { status email fullName phone address dateOfBirth } }"
+
+
+async def _notices(member_id: str) -> int:
+    return await Notification.filter(member_id=member_id, kind="dormancy.notice").count()
+
+
+async def test_notice_at_11_months_dormant_at_12_and_reactivated_on_sign_in(gql, rt, clock,
+                                                                             member):
+    start = clock.now()
+    clock.set(vault.add_months(start, 11) - timedelta(days=1))
+    assert (await dormancy(rt)) == {"notified": 0, "dormant": 0}
+    clock.set(vault.add_months(start, 11))
+    assert (await dormancy(rt)) == {"notified": 1, "dormant": 0}
+    assert (await dormancy(rt)) == {"notified": 0, "dormant": 0}  # twice = once
+    assert await _notices(member.id) == 1
+    before = await Member.get(id=member.id)
+    secrets = [bytes(before.email_ct), bytes(before.full_name_ct), bytes(before.address_ct),
+               bytes((await MemberKey.get(member_id=member.id)).wrapped)]
+
+    clock.set(vault.add_months(start, 12) - timedelta(seconds=1))
+    assert (await dormancy(rt))["dormant"] == 0
+    clock.set(vault.add_months(start, 12))
+    assert (await dormancy(rt))["dormant"] == 1
+    assert (await dormancy(rt))["dormant"] == 0
+    row = await Member.get(id=member.id)
+    assert row.status == MemberStatus.DORMANT and row.dormant_since == clock.now()
+    assert not await MemberKey.exists(member_id=member.id)
+    [record] = await RetainedRecord.filter(member_id=member.id)
+    assert record.reason == "DORMANT"
+    dump = await store_dump(rt)  # both stores: the vault row is sealed under its own key
+    for blob in secrets:
+        assert not contains(dump, blob)
+
+    body = await gql(LOGIN, {"u": "alice", "p": PASSWORD})
+    assert "errors" not in body, body
+    me = await gql(ME, token=body["data"]["login"]["accessToken"])
+    assert me["data"]["me"] == {"status": "ACTIVE", "email": "alice@example.org",
+                                "fullName": "Alice Example", "phone": "+44 20 7946 0000",
+                                "address": "1 Clinic Road, Leeds", "dateOfBirth": "1990-04-01"}
+    assert not await RetainedRecord.exists(member_id=member.id)
+    assert (await Member.get(id=member.id)).dormancy_notified_at is None
+
+
+async def test_dormant_no_sooner_than_30_days_after_the_notice(rt, clock, member):
+    start = clock.now()
+    clock.set(vault.add_months(start, 12) + timedelta(days=5))  # the job did not run earlier
+    assert (await dormancy(rt)) == {"notified": 1, "dormant": 0}
+    clock.advance(days=29)
+    assert (await dormancy(rt))["dormant"] == 0
+    clock.advance(days=1)
+    assert (await dormancy(rt))["dormant"] == 1
+
+
+async def test_activity_after_the_notice_resets_it(gql, rt, clock, member):
+    start = clock.now()
+    clock.set(vault.add_months(start, 11))
+    await dormancy(rt)
+    clock.advance(days=10)
+    assert "errors" not in await gql(LOGIN, {"u": "alice", "p": PASSWORD})
+    clock.set(vault.add_months(start, 13))
+    assert (await dormancy(rt)) == {"notified": 0, "dormant": 0}
+    assert (await Member.get(id=member.id)).status == MemberStatus.ACTIVE
+
+
+async def test_dormant_member_who_never_returns_is_destroyed_after_retention(rt, clock, member):
+    start = clock.now()
+    clock.set(vault.add_months(start, 11))
+    await dormancy(rt)
+    clock.set(vault.add_months(start, 12))
+    await dormancy(rt)
+    until = (await RetainedRecord.get(member_id=member.id)).retained_until
+    clock.set(until + timedelta(seconds=1))
+    first = await retention_expiry(rt)
+    second = await retention_expiry(rt)
+    assert first["members"] == 1 and second == {"records": 0, "members": 0}
+    assert not await Member.exists(id=member.id)
+    assert await RetainedRecord.all().count() == 0
+    dump = await store_dump(rt)
+    assert not contains(dump, "alice@example.org")
+
+
+async def test_jobs_from_two_runners_at_once_give_the_same_result(rt, clock, member, other_member):
+    start = clock.now()
+    clock.set(vault.add_months(start, 11))
+    await asyncio.gather(dormancy(rt), dormancy(rt))
+    assert await _notices(member.id) == 1 and await _notices(other_member.id) == 1
+    clock.set(vault.add_months(start, 12))
+    results = await asyncio.gather(run_all(rt, only=["dormancy"]), dormancy(rt))
+    assert await Member.filter(status=MemberStatus.DORMANT).count() == 2
+    assert await RetainedRecord.all().count() == 2
+    assert results[0]["dormancy"] in ({"notified": 0, "dormant": 0}, {"notified": 0, "dormant": 2},
+                                      {"notified": 0, "dormant": 1}, "skipped")
+
+
+async def test_requests_near_or_past_due_are_flagged_once(gql, rt, clock, member):
+    body = await gql("mutation { reportInaccuracy(fields: [EMAIL]) { id dueAt } }",
+                     token=member.token)
+    request_id = body["data"]["reportInaccuracy"]["id"]
+    clock.advance(days=22)
+    assert (await request_deadlines(rt)) == {"flagged": 0}
+    clock.advance(days=1, seconds=1)
+    assert (await request_deadlines(rt)) == {"flagged": 1}
+    assert (await request_deadlines(rt)) == {"flagged": 0}
+    row = await DataRequest.get(id=request_id)
+    assert row.overdue_flagged_at == clock.now()
+    assert await AuditEntry.filter(action="data_request.due_soon", subject=request_id).count() == 1
+    secret = await create_admin(rt, "deadline-admin")
+    login = await gql(LOGIN, {"u": "deadline-admin", "p": PASSWORD,
+                              "otp": pyotp.TOTP(secret).at(clock.now())})
+    listed = await gql("{ dataRequests(status: OPEN) { id overdueFlaggedAt } }",
+                       token=login["data"]["login"]["accessToken"])
+    assert listed["data"]["dataRequests"] == [{"id": request_id,
+                                               "overdueFlaggedAt": clock.now().isoformat()}]
