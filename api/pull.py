@@ -6,8 +6,8 @@
 - Only granted fields are decrypted; each member appears under its partner-specific ref.
 - Cursors are AES-GCM sealed (key ``derive("cursor")``, bound to the partner id), so they do
   not reveal member ids and a cursor of one partner is useless to another.
-- One disclosure row per member returned (channel ``pull``, the granted fields), written in
-  one batch insert with the page.
+- One disclosure row per member returned (channel ``pull``, the granted fields that hold a
+  value: an empty field discloses nothing), written in one batch insert with the page.
 """
 
 from __future__ import annotations
@@ -150,12 +150,15 @@ async def shared_members(rt: Runtime, partner_id: str, first: int,
         mid = str(m.id)
         if mid not in values:
             continue
+        granted = values[mid][1]
         records.append(SharedRecord(partner_ref(rt.keys, partner_id, mid),
-                                    seal_cursor(rt, partner_id, mid), values[mid][1]))
-        ledger.append(Disclosure(id=uuid.uuid4(), member_id=mid, partner_id=partner_id,
-                                 partner_name=partner.name, fields_=grant.field_names(),
-                                 purpose=grant.purpose, legal_basis=grant.legal_basis,
-                                 channel="pull", at=now))
+                                    seal_cursor(rt, partner_id, mid), granted))
+        disclosed = sorted(f.value for f, v in granted.items() if v is not None)
+        if disclosed:
+            ledger.append(Disclosure(id=uuid.uuid4(), member_id=mid, partner_id=partner_id,
+                                     partner_name=partner.name, fields_=disclosed,
+                                     purpose=grant.purpose, legal_basis=grant.legal_basis,
+                                     channel="pull", at=now))
     if ledger:
         await Disclosure.bulk_create(ledger, batch_size=500)
     end = records[-1].cursor if records else None

@@ -30,7 +30,7 @@ from tortoise.transactions import in_transaction
 
 from api import consent, delivery, members, outbox, partners_registry, profile
 from api.grants import Grant, MemberFacts, PartnerState, grant_for, member_facts
-from api.jobs import job
+from api.jobs import JOBS, job
 from api.members import MemberView, ProfileChange
 from api.models.enums import ConsentState, MemberStatus, PartnerChangeKind, PersonalField
 from api.models.member import Member
@@ -54,9 +54,16 @@ async def in_force_partners(rt: Runtime, at: datetime | None = None,
 
 async def enqueue_grant(rt: Runtime, conn: BaseDBAsyncClient | None, *, partner: PartnerState,
                         member_id: str, key: DataKey, values: dict[PersonalField, str | None],
-                        grant: Grant, type: str, fields: frozenset[PersonalField]) -> str:
-    """One outbox event holding ``fields`` (all within ``grant``) under the partner's ref."""
+                        grant: Grant, type: str, fields: frozenset[PersonalField]) -> str | None:
+    """One outbox event holding ``fields`` (all within ``grant``) under the partner's ref.
+
+    ``member.updated`` sends a cleared field as null (the partner should drop it);
+    ``member.shared`` leaves out empty fields and is not sent when nothing is left."""
     sent = sorted(fields & grant.fields)
+    if type == "member.shared":  # a full record: fields the member left empty are not news
+        sent = [f for f in sent if values.get(f) is not None]
+        if not sent:
+            return None
     body: dict[str, str | None] = {"ref": partner_ref(rt.keys, partner.id, member_id)}
     for f in sent:
         body[f.graphql] = values.get(f)
@@ -79,9 +86,10 @@ async def push_gains(rt: Runtime, conn: BaseDBAsyncClient, *, member_id: str, ke
         new = grant_for(p, after)
         if _gained(grant_for(p, before), new):
             assert new is not None
-            await enqueue_grant(rt, conn, partner=p, member_id=member_id, key=key, values=values,
-                                grant=new, type="member.shared", fields=new.fields)
-            sent += 1
+            if await enqueue_grant(rt, conn, partner=p, member_id=member_id, key=key,
+                                   values=values, grant=new, type="member.shared",
+                                   fields=new.fields):
+                sent += 1
     return sent
 
 
@@ -182,10 +190,10 @@ async def _push_scope(rt: Runtime, change: PartnerChange, now: datetime) -> int:
             for mid, (key, vals) in values.items():
                 grant = gains[mid]
                 assert grant is not None
-                await enqueue_grant(rt, conn, partner=after_state, member_id=mid, key=key,
-                                    values=vals, grant=grant, type="member.shared",
-                                    fields=grant.fields)
-                sent += 1
+                if await enqueue_grant(rt, conn, partner=after_state, member_id=mid, key=key,
+                                       values=vals, grant=grant, type="member.shared",
+                                       fields=grant.fields):
+                    sent += 1
         if len(batch) < _BATCH:
             return sent
         cursor = str(batch[-1].id)
@@ -210,6 +218,11 @@ async def bring_changes_into_force(rt: Runtime) -> dict[str, int]:
         applied += 1
     return {"applied": applied, "events": events}
 
+
+# Deliveries run after the jobs that queue events, so one ``jobs run`` delivers what a change
+# coming into force queued (api.delivery registered its job first: move it behind ours).
+if "deliver_outbox" in JOBS:
+    JOBS["deliver_outbox"] = JOBS.pop("deliver_outbox")
 
 profile.after_update.append(on_profile_update)
 consent.after_change.append(on_consent_change)
