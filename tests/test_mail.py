@@ -1,0 +1,119 @@
+"""Notifications delivered over SMTP to a real server (aiosmtpd on 127.0.0.1): at least once,
+never twice from two workers, retried with backoff, dead after the configured attempts."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from datetime import timedelta
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from api import vault
+from api.jobs import run_all
+from api.mailer import backoff, send_pending
+from api.models.rights import Notification
+from api.notifications import notify
+from api.retention import dormancy
+from tests import helpers_rights
+from tests.helpers_rights import _Collect, _free_port
+
+smtp, mail_rt = helpers_rights.smtp, helpers_rights.mail_rt  # fixtures
+
+
+async def _note(rt, member_id: str, kind: str = "policy.announced") -> str:
+    return await notify(rt, None, member_id=member_id, kind=kind, subject="A new policy",
+                        body="A new policy version takes effect in 30 days.")
+
+
+async def test_notifications_arrive_at_the_smtp_server_once(mail_rt, smtp, member, other_member):
+    a = await _note(mail_rt, member.id)
+    await _note(mail_rt, other_member.id)
+    assert (await send_pending(mail_rt))["SENT"] == 2
+    assert (await send_pending(mail_rt))["SENT"] == 0
+    [mail] = smtp.to("alice@example.org")
+    assert mail["Subject"] == "A new policy"
+    assert mail["From"] == mail_rt.settings.mail_from
+    assert "30 days" in mail.get_payload()
+    assert len(smtp.to("bob@example.org")) == 1
+    row = await Notification.get(id=a)
+    assert row.status == "SENT" and row.sent_at == mail_rt.now() and row.attempts == 1
+
+
+async def test_two_workers_send_each_mail_once(mail_rt, smtp, member):
+    for _ in range(5):
+        await _note(mail_rt, member.id)
+    results = await asyncio.gather(send_pending(mail_rt), send_pending(mail_rt),
+                                   run_all(mail_rt, only=["send_mail"]))
+    assert results[0]["SENT"] + results[1]["SENT"] + results[2]["send_mail"]["SENT"] == 5
+    assert len(smtp.to("alice@example.org")) == 5
+
+
+async def test_failure_backs_off_then_delivers(rt, clock, member):
+    rt.settings = dataclasses.replace(rt.settings, smtp_host="127.0.0.1", smtp_port=_free_port(),
+                                      mail_timeout_seconds=5)
+    note = await _note(rt, member.id)
+    assert (await send_pending(rt))["retry"] == 1
+    row = await Notification.get(id=note)
+    assert row.status == "PENDING" and row.attempts == 1
+    assert row.next_attempt_at == clock.now() + backoff(1) and row.last_error
+    assert (await send_pending(rt))["retry"] == 0  # not due yet
+    handler = _Collect()
+    port = _free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        rt.settings = dataclasses.replace(rt.settings, smtp_port=port)
+        clock.advance(seconds=backoff(1).total_seconds())
+        assert (await send_pending(rt))["SENT"] == 1
+    finally:
+        controller.stop()
+    assert [m["To"] for m in handler.messages] == ["alice@example.org"]
+    assert backoff(2) == 2 * backoff(1) and backoff(30) == timedelta(hours=6)
+
+
+async def test_gives_up_after_max_attempts(rt, clock, member):
+    rt.settings = dataclasses.replace(rt.settings, smtp_host="127.0.0.1", smtp_port=_free_port(),
+                                      mail_max_attempts=2)
+    note = await _note(rt, member.id)
+    await send_pending(rt)
+    clock.advance(hours=1)
+    assert (await send_pending(rt))["DEAD"] == 1
+    row = await Notification.get(id=note)
+    assert row.status == "DEAD" and row.attempts == 2 and row.recipient_ct is None
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+async def test_smtp_login_with_configured_credentials(rt, member):
+    seen: list[tuple[str, str]] = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):  # noqa: ARG001
+        assert isinstance(auth_data, LoginPassword)
+        seen.append((auth_data.login.decode(), auth_data.password.decode()))
+        return AuthResult(success=auth_data.password == b"s3cret-pass")
+
+    handler = _Collect()
+    port = _free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port, authenticator=authenticator,
+                            auth_required=True, auth_require_tls=False)
+    controller.start()
+    try:
+        rt.settings = dataclasses.replace(rt.settings, smtp_host="127.0.0.1", smtp_port=port,
+                                          smtp_user="consentry", smtp_password="s3cret-pass")
+        await _note(rt, member.id)
+        assert (await send_pending(rt))["SENT"] == 1
+    finally:
+        controller.stop()
+    assert seen == [("consentry", "s3cret-pass")]
+    assert len(handler.messages) == 1
+
+
+async def test_dormancy_notice_is_mailed(mail_rt, smtp, clock, member):
+    clock.set(vault.add_months(clock.now(), 11))
+    await dormancy(mail_rt)
+    await run_all(mail_rt, only=["send_mail"])
+    [mail] = smtp.to("alice@example.org")
+    assert mail["Subject"] == "Your account will become dormant"
+    assert mail["X-Consentry-Kind"] == "dormancy.notice"
