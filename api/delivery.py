@@ -21,12 +21,11 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.expressions import Q
+from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from api import audit, disclosures
@@ -107,6 +106,15 @@ class _Run:
     adapters: dict[str, PartnerAdapter | _Unavailable]
     keys: dict[str, DataKey]
     lock: asyncio.Lock
+    grants: dict[tuple[str, str], asyncio.Task[frozenset[str] | None]] = field(default_factory=dict)
+
+    async def grant(self, partner_id: str, member_id: str) -> frozenset[str] | None:
+        """The grant re-check, once per partner and member within a run."""
+        key = (partner_id, member_id)
+        if key not in self.grants:
+            self.grants[key] = asyncio.ensure_future(
+                _grant_check[0](self.rt, partner_id, member_id, self.rt.now()))
+        return await self.grants[key]
 
     async def partner(self, partner_id: str) -> Partner | None:
         if partner_id not in self.partners:
@@ -196,7 +204,7 @@ async def _event_for(run: _Run, row: OutboxEvent, partner: Partner,
         member = json.loads(key.decrypt(payload_label(str(row.id)), bytes(row.payload_ct)))
     allowed = set(type(adapter).accepts)
     if _grant_check and row.member_id is not None and row.type != "member.erasure":
-        granted = await _grant_check[0](run.rt, str(partner.id), str(row.member_id), run.rt.now())
+        granted = await run.grant(str(partner.id), str(row.member_id))
         if granted is None:
             raise _Dead("no basis to share this member any more")
         allowed &= granted
@@ -210,52 +218,23 @@ async def _event_for(run: _Run, row: OutboxEvent, partner: Partner,
     return event, fields
 
 
-async def _attempt(conn: BaseDBAsyncClient, row: OutboxEvent, at: datetime, ok: bool,
-                   error: str | None, started: float) -> None:
-    await DeliveryAttempt.create(id=uuid.uuid4(), event_id=row.id, at=at, ok=ok, error=error,
-                                 duration_ms=int((time.perf_counter() - started) * 1000),
-                                 using_db=conn)
+@dataclass
+class _Outcome:
+    row: OutboxEvent
+    kind: str  # delivered | failed | dead
+    ms: int
+    error: str | None = None
+    partner: Partner | None = None
+    fields: list[str] | None = None
 
 
-async def _delivered(rt: Runtime, row: OutboxEvent, partner: Partner, fields: list[str],
-                     started: float) -> None:
-    now = rt.now()
-    plain = row.payload_plain or {}
-    async with in_transaction("default") as conn:
-        await OutboxEvent.filter(id=row.id).using_db(conn).update(
-            status=OutboxStatus.DELIVERED, attempts=row.attempts + 1, delivered_at=now,
-            locked_until=None, last_error=None)
-        await _attempt(conn, row, now, True, None, started)
-        if fields and row.member_id is not None:
-            await disclosures.record(conn, member_id=str(row.member_id), partner_id=str(partner.id),
-                                     partner_name=partner.name, fields=fields,
-                                     purpose=plain.get("purpose", ""),
-                                     legal_basis=plain.get("legalBasis", "CONTRACT"),
-                                     channel="push", at=now)
-
-
-async def _failed(rt: Runtime, row: OutboxEvent, error: str, started: float, *, dead: bool,
-                  max_attempts: int) -> str:
-    now = rt.now()
-    attempts = row.attempts + 1
-    dead = dead or attempts >= max_attempts
-    async with in_transaction("default") as conn:
-        await _attempt(conn, row, now, False, error, started)
-        if dead:
-            await OutboxEvent.filter(id=row.id).using_db(conn).update(
-                status=OutboxStatus.DEAD, attempts=attempts, locked_until=None, last_error=error)
-            await audit.record(rt, _ACTOR, "outbox.dead", str(row.id),
-                               {"partner": str(row.partner_id), "attempts": attempts,
-                                "reason": error}, using=conn)
-        else:
-            await OutboxEvent.filter(id=row.id).using_db(conn).update(
-                attempts=attempts, locked_until=None, last_error=error,
-                next_attempt_at=now + timedelta(seconds=backoff(attempts)))
-    return "dead" if dead else "failed"
-
-
-async def _deliver_one(run: _Run, row: OutboxEvent, max_attempts: int) -> str:
+async def _deliver_one(run: _Run, row: OutboxEvent) -> _Outcome:
+    """Try one event; never raises. The outcome is written later, with the whole batch."""
     started = time.perf_counter()
+
+    def done(kind: str, **kw: Any) -> _Outcome:
+        return _Outcome(row, kind, int((time.perf_counter() - started) * 1000), **kw)
+
     try:
         partner = await run.partner(str(row.partner_id))
         if partner is None:
@@ -266,15 +245,55 @@ async def _deliver_one(run: _Run, row: OutboxEvent, max_attempts: int) -> str:
         event, fields = await _event_for(run, row, partner, adapter)
         await adapter.deliver(event)
     except _Dead as exc:
-        return await _failed(run.rt, row, _safe_error(exc), started, dead=True,
-                             max_attempts=max_attempts)
+        return done("dead", error=_safe_error(exc))
     except Exception as exc:  # any adapter failure is retried; never crash the run
         if not isinstance(exc, DeliveryError | _Unavailable):
             log.warning("delivery of %s failed: %s", row.id, type(exc).__name__)
-        return await _failed(run.rt, row, _safe_error(exc), started, dead=False,
-                             max_attempts=max_attempts)
-    await _delivered(run.rt, row, partner, fields, started)
-    return "delivered"
+        return done("failed", error=_safe_error(exc))
+    return done("delivered", partner=partner, fields=fields)
+
+
+async def _record(rt: Runtime, outcomes: list[_Outcome], max_attempts: int) -> dict[str, int]:
+    """Write a batch's outcomes in one transaction: statuses, attempt log, disclosures, and
+    audit entries for dead letters. A crash before this commits only means redelivery."""
+    now = rt.now()
+    counts = {"delivered": 0, "failed": 0, "dead": 0}
+    async with in_transaction("default") as conn:
+        ok = [o for o in outcomes if o.kind == "delivered"]
+        if ok:
+            await OutboxEvent.filter(id__in=[o.row.id for o in ok]).using_db(conn).update(
+                status=OutboxStatus.DELIVERED, attempts=F("attempts") + 1, delivered_at=now,
+                locked_until=None, last_error=None)
+        for o in ok:
+            plain = o.row.payload_plain or {}
+            if o.fields and o.row.member_id is not None and o.partner is not None:
+                await disclosures.record(conn, member_id=str(o.row.member_id),
+                                         partner_id=str(o.partner.id), partner_name=o.partner.name,
+                                         fields=o.fields, purpose=plain.get("purpose", ""),
+                                         legal_basis=plain.get("legalBasis", "CONTRACT"),
+                                         channel="push", at=now)
+        for o in outcomes:
+            if o.kind == "delivered":
+                continue
+            attempts = o.row.attempts + 1
+            if o.kind == "dead" or attempts >= max_attempts:
+                o.kind = "dead"
+                await OutboxEvent.filter(id=o.row.id).using_db(conn).update(
+                    status=OutboxStatus.DEAD, attempts=attempts, locked_until=None,
+                    last_error=o.error)
+                await audit.record(rt, _ACTOR, "outbox.dead", str(o.row.id),
+                                   {"partner": str(o.row.partner_id), "attempts": attempts,
+                                    "reason": o.error}, using=conn)
+            else:
+                await OutboxEvent.filter(id=o.row.id).using_db(conn).update(
+                    attempts=attempts, locked_until=None, last_error=o.error,
+                    next_attempt_at=now + timedelta(seconds=backoff(attempts)))
+        await DeliveryAttempt.bulk_create(
+            [DeliveryAttempt(id=uuid.uuid4(), event_id=o.row.id, at=now, ok=o.kind == "delivered",
+                             error=o.error, duration_ms=o.ms) for o in outcomes], using_db=conn)
+    for o in outcomes:
+        counts[o.kind] += 1
+    return counts
 
 
 async def deliver_due(rt: Runtime, batch: int = 100, limit: int | None = None, *,
@@ -287,9 +306,9 @@ async def deliver_due(rt: Runtime, batch: int = 100, limit: int | None = None, *
     run = _Run(rt, {}, {}, {}, asyncio.Lock())
     gate = asyncio.Semaphore(max(1, concurrency))
 
-    async def one(row: OutboxEvent) -> str:
+    async def one(row: OutboxEvent) -> _Outcome:
         async with gate:
-            return await _deliver_one(run, row, max_attempts)
+            return await _deliver_one(run, row)
 
     try:
         while limit is None or stats["claimed"] < limit:
@@ -299,8 +318,10 @@ async def deliver_due(rt: Runtime, batch: int = 100, limit: int | None = None, *
                 break
             stats["claimed"] += len(rows)
             run.keys.update(await _load_keys(rt, rows))
-            for outcome in await asyncio.gather(*(one(r) for r in rows)):
-                stats[outcome] += 1
+            outcomes = await asyncio.gather(*(one(r) for r in rows))
+            run.grants.clear()  # grants are re-read for every batch
+            for kind, n in (await _record(rt, list(outcomes), max_attempts)).items():
+                stats[kind] += n
     finally:
         await run.close()
     return stats

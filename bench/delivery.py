@@ -1,0 +1,196 @@
+"""Outbox delivery throughput: ``python -m bench.delivery [--events N] [--pg URL] [--adapter A]``.
+
+Queues N ``member.shared`` events (through the real ``api.outbox.enqueue``, spread over a
+few members) for one partner in force, then times ``deliver_due`` until the outbox is empty.
+The webhook receiver runs in its own process (aiohttp, verifies every signature, dedupes by
+``webhook-id``), so the figure includes real HTTP, signing, decryption, the grant re-check,
+attempt logs and disclosure rows. Results go to bench/results/delivery-<timestamp>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def run_receiver() -> None:
+    """A separate process: POST /hook, verify signature, count unique ids; GET /stats."""
+    from aiohttp import web
+
+    key = base64.b64decode(SECRET.removeprefix("whsec_"))
+    seen: set[str] = set()
+    stats = {"requests": 0, "bad": 0, "duplicates": 0}
+
+    async def hook(request: web.Request) -> web.Response:
+        stats["requests"] += 1
+        body = await request.read()
+        h = request.headers
+        mac = hmac.new(key, f"{h['webhook-id']}.{h['webhook-timestamp']}.".encode() + body,
+                       hashlib.sha256).digest()
+        if h["webhook-signature"] != "v1," + base64.b64encode(mac).decode():
+            stats["bad"] += 1
+            return web.Response(status=401)
+        if h["webhook-id"] in seen:
+            stats["duplicates"] += 1
+        seen.add(h["webhook-id"])
+        return web.Response(status=204)
+
+    async def report(request: web.Request) -> web.Response:
+        return web.json_response({**stats, "unique": len(seen)})
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_post("/hook", hook)
+        app.router.add_get("/stats", report)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        print(site._server.sockets[0].getsockname()[1], flush=True)  # type: ignore[union-attr]
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+async def _pg_admin(url: str, sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def bench(args: argparse.Namespace) -> dict[str, Any]:
+    import aiohttp
+    from tortoise.transactions import in_transaction
+
+    import api.wiring  # noqa: F401 - the grant re-check and jobs, as in production
+    from api import members
+    from api.clock import SystemClock
+    from api.db import close_db, init_db, migrate
+    from api.delivery import deliver_due
+    from api.models.enums import OutboxStatus, PartnerChangeKind, PartnerKind, PersonalField
+    from api.models.member import Member
+    from api.models.partner import OutboxEvent, Partner, PartnerChange
+    from api.outbox import enqueue
+    from api.partner_refs import partner_ref
+    from api.runtime import Runtime
+    from api.security.keys import KeyRing
+    from api.security.sealed import seal
+    from api.settings import Settings
+
+    tmp = Path(tempfile.mkdtemp(prefix="consentry-bench-delivery-"))
+    overrides: dict[str, Any] = {}
+    dbs: list[str] = []
+    if args.pg:
+        tag = uuid.uuid4().hex[:8]
+        dbs = [f"bench_delivery_{tag}", f"bench_delivery_{tag}_vault"]
+        base = args.pg.rpartition("/")[0]
+        for name in dbs:
+            await _pg_admin(args.pg, f'CREATE DATABASE "{name}"')
+        overrides = {"database_url": f"{base}/{dbs[0]}", "vault_database_url": f"{base}/{dbs[1]}"}
+    settings = Settings(data_dir=tmp, **overrides)
+    receiver = subprocess.Popen([sys.executable, "-m", "bench.delivery", "--receiver"],  # noqa: ASYNC220
+                                stdout=subprocess.PIPE, cwd=ROOT)
+    try:
+        port = int(receiver.stdout.readline())  # type: ignore[union-attr]
+        await migrate(settings)
+        await init_db(settings)
+        rt = Runtime(settings, SystemClock(), KeyRing.load(settings))
+        now = rt.now()
+        ids = [(await members.register(rt, user_id=f"bench{i:04d}", email=f"bench{i:04d}@example.org",
+                                       full_name=f"Bench Member {i}", password="correct horse battery 42",
+                                       address=f"{i} Bench Road")).id for i in range(args.members)]
+        await Member.filter(id__in=ids).update(has_purchase=True)
+        config = ({"url": f"http://127.0.0.1:{port}/hook", "secret": SECRET} if args.adapter == "webhook"
+                  else {"directory": str(tmp / "jsonl")})
+        pid = uuid.uuid4()
+        await Partner.create(id=pid, name="Bench Logistics", kind=PartnerKind.LOGISTICS,
+                             purpose="order_fulfillment", adapter=args.adapter,
+                             config_ct=seal(rt.keys, f"partner-config/{pid}", json.dumps(config).encode()),
+                             created_at=now - timedelta(days=40))
+        await PartnerChange.create(id=uuid.uuid4(), partner_id=pid, kind=PartnerChangeKind.ADDED,
+                                   announced_at=now - timedelta(days=40),
+                                   effective_at=now - timedelta(days=9),
+                                   fields_=[PersonalField.FULL_NAME.value, PersonalField.ADDRESS.value],
+                                   optional_fields=[], applied_at=now)
+        keys = {m: await members.data_key(rt, m) for m in ids}
+        for start in range(0, args.events, 500):
+            async with in_transaction("default") as conn:
+                for i in range(start, min(start + 500, args.events)):
+                    m = ids[i % len(ids)]
+                    await enqueue(rt, conn, partner_id=str(pid), member_id=m, type="member.shared",
+                                  member={"ref": partner_ref(rt.keys, str(pid), m),
+                                          "fullName": f"Bench Member {i}", "address": f"{i} Bench Road"},
+                                  fields=["FULL_NAME", "ADDRESS"], purpose="order_fulfillment",
+                                  legal_basis="CONTRACT", key=keys[m])
+        started = time.perf_counter()
+        totals = {"delivered": 0, "failed": 0, "dead": 0}
+        while True:
+            stats = await deliver_due(rt, batch=args.batch, concurrency=args.concurrency)
+            for k in totals:
+                totals[k] += stats[k]
+            if not stats["claimed"]:
+                break
+        elapsed = time.perf_counter() - started
+        left = await OutboxEvent.filter(status=OutboxStatus.PENDING).count()
+        received: dict[str, Any] = {}
+        if args.adapter == "webhook":
+            async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}/stats") as r:
+                received = await r.json()
+        await close_db()
+    finally:
+        receiver.kill()
+        receiver.wait()
+        for name in dbs:
+            await _pg_admin(args.pg, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return {
+        "scenario": "outbox delivery", "database": "postgresql" if args.pg else "sqlite",
+        "adapter": args.adapter, "events": args.events, "members": args.members,
+        "batch": args.batch, "concurrency": args.concurrency, "seconds": round(elapsed, 3),
+        "events_per_second": round(totals["delivered"] / elapsed, 1), **totals,
+        "pending_left": left, "receiver": received,
+        "at": datetime.now(UTC).isoformat(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.delivery")
+    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--members", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--adapter", choices=("webhook", "jsonl"), default="webhook")
+    parser.add_argument("--pg", default="", help="admin URL of a PostgreSQL server (else SQLite)")
+    parser.add_argument("--receiver", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.receiver:
+        run_receiver()
+        return
+    result = asyncio.run(bench(args))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"delivery-{datetime.now(UTC):%Y%m%dT%H%M%S}-{result['database']}-{args.adapter}.json"
+    out.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
