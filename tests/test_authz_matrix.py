@@ -1,0 +1,237 @@
+"""The authorization matrix: every operation of the contract (and every extra one served) run as
+every kind of caller, over HTTP, with the expected outcome per cell.
+
+Callers: anonymous, a member, another member, a partner token with ``members:read``, a partner
+token with ``purchases:write``, and an admin signed in with TOTP. A cell is either ``OK`` (data,
+no error) or the error code expected. The test fails when an operation of the contract (or of
+the served schema) has no row, so a new operation cannot ship without its authorization story.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from graphql import build_schema as parse_sdl
+
+from schema import build_schema
+from tests.conftest import LOGIN, PASSWORD, error_code, register_member
+from tests.helpers_partners import announce, partner_token, policy_version
+from tests.test_contract import _contract_path
+
+OK = "OK"
+U, F = "UNAUTHENTICATED", "FORBIDDEN"
+ROLES = ("anonymous", "partner_read", "partner_purchases", "admin", "other", "member")
+
+
+def public() -> dict[str, str]:
+    return dict.fromkeys(ROLES, OK)
+
+
+def member_only() -> dict[str, str]:
+    return {"anonymous": U, "partner_read": F, "partner_purchases": F, "admin": F,
+            "other": OK, "member": OK}
+
+
+def admin_only() -> dict[str, str]:
+    return {"anonymous": U, "partner_read": F, "partner_purchases": F, "admin": OK,
+            "other": F, "member": F}
+
+
+Vars = dict[str, Any] | Callable[["World", str], Awaitable[dict[str, Any]]]
+
+
+@dataclass
+class Row:
+    query: str
+    expect: dict[str, str]
+    variables: Vars = field(default_factory=dict)
+
+
+@dataclass
+class World:
+    gql: Any
+    clock: Any
+    tokens: dict[str, str | None]
+    ids: dict[str, str]
+
+
+async def _fresh_user(world: World, role: str) -> dict[str, Any]:
+    uid = f"u{uuid.uuid4().hex[:10]}"
+    return {"input": {"userId": uid, "email": f"{uid}@example.org", "fullName": "New Person",
+                      "password": PASSWORD}}
+
+
+async def _carol_refresh(world: World, role: str) -> dict[str, Any]:
+    body = await world.gql(LOGIN, {"u": "carol", "p": PASSWORD})
+    return {"t": body["data"]["login"]["refreshToken"]}
+
+
+async def _policy_vars(world: World, role: str) -> dict[str, Any]:
+    return {"v": await policy_version(world.gql)}
+
+
+async def _new_policy(world: World, role: str) -> dict[str, Any]:
+    at = world.clock.now() + timedelta(days=31)
+    return {"v": f"v-{uuid.uuid4().hex[:8]}", "at": at.isoformat()}
+
+
+async def _new_partner(world: World, role: str) -> dict[str, Any]:
+    return {"input": {"name": f"Vendor {uuid.uuid4().hex[:6]}", "kind": "IT_VENDOR",
+                      "purpose": "order_fulfillment", "adapter": "jsonl",
+                      "config": {"directory": world.ids["outdir"]},
+                      "fields": ["FULL_NAME"], "optionalFields": []}}
+
+
+def _ids(*names: str) -> Callable[[World, str], Awaitable[dict[str, Any]]]:
+    async def make(world: World, role: str) -> dict[str, Any]:
+        values = {"alice": world.ids["alice"], "P": world.ids["P"], "Q": world.ids["Q"],
+                  "DR": world.ids["DR"], "ref": f"order-{uuid.uuid4().hex[:8]}",
+                  "device": f"device-{uuid.uuid4().hex[:8]}"}
+        return {n: values[n] for n in names}
+    return make
+
+
+PURCHASE = {**admin_only(), "partner_purchases": OK}
+SHARED = {**admin_only(), "admin": F, "partner_read": OK}
+
+# Ordered: destructive rows (retire, withdraw) run last.
+MATRIX: dict[str, Row] = {
+    # --- public queries
+    "policy": Row("{ policy { version } }", public()),
+    "purposes": Row("{ purposes { name } }", public()),
+    "outsourcingPartners": Row("{ outsourcingPartners { id } }", public()),
+    # --- member queries
+    "me": Row("{ me { id } }", {**member_only()}),
+    # --- admin queries
+    "members": Row("{ members { edges { node { id } } } }", admin_only()),
+    "member": Row("query($alice: ID!) { member(id: $alice) { id } }", admin_only(),
+                  _ids("alice")),
+    "partners": Row("{ partners { id } }", admin_only()),
+    "dataRequests": Row("{ dataRequests { id } }", admin_only()),
+    "auditTrail": Row("{ auditTrail { edges { cursor } } }", admin_only()),
+    "deadLetters": Row("{ deadLetters { id } }", admin_only()),
+    "outboxCounts": Row("{ outboxCounts { dead } }", admin_only()),
+    # --- partner query
+    "sharedMembers": Row("{ sharedMembers { edges { cursor } } }", SHARED),
+    # --- sign-in (public by nature)
+    "register": Row("mutation($input: RegisterInput!) { register(input: $input) { role } }",
+                    public(), _fresh_user),
+    "login": Row(LOGIN, public(), {"u": "carol", "p": PASSWORD}),
+    "refresh": Row("mutation($t: String!) { refresh(refreshToken: $t) { role } }", public(),
+                   _carol_refresh),
+    "logout": Row('mutation { logout(refreshToken: "not-a-token") }', public()),
+    "setCookiePreferences": Row(
+        "mutation($device: String!) { setCookiePreferences(deviceId: $device, analytics: true, "
+        "personalization: false, marketing: false) { necessary } }",
+        # Cookie choices belong to a device or a member; staff and partner tokens are refused.
+        {**public(), "admin": F, "partner_read": F, "partner_purchases": F}, _ids("device")),
+    # --- member mutations
+    "updateProfile": Row('mutation { updateProfile(input: {fullName: "Renamed Person"}) { id } }',
+                         member_only()),
+    "giveConsent": Row('mutation($v: String!) { giveConsent(purpose: "marketing", '
+                       "policyVersion: $v) { state } }", member_only(), _policy_vars),
+    "withdrawConsent": Row('mutation { withdrawConsent(purpose: "marketing") { state } }',
+                           member_only()),
+    "exportMyData": Row("mutation { exportMyData { format } }", member_only()),
+    "reportInaccuracy": Row("mutation { reportInaccuracy(fields: [FULL_NAME]) { id } }",
+                            member_only()),
+    "requestErasure": Row("mutation { requestErasure { id } }", member_only()),
+    # --- admin mutations
+    "announcePartner": Row("mutation($input: PartnerInput!) { announcePartner(input: $input) "
+                           "{ id } }", admin_only(), _new_partner),
+    "changePartnerFields": Row("mutation($P: ID!) { changePartnerFields(partnerId: $P, "
+                               "fields: [FULL_NAME], optionalFields: []) { id } }",
+                               admin_only(), _ids("P")),
+    "issuePartnerCredentials": Row('mutation($P: ID!) { issuePartnerCredentials(partnerId: $P, '
+                                   'scopes: ["members:read"]) { clientId } }', admin_only(),
+                                   _ids("P")),
+    "revokePartnerCredentials": Row('mutation { revokePartnerCredentials(clientId: "nobody") }',
+                                    {**admin_only(), "admin": "NOT_FOUND|OK"}),
+    "recordPurchase": Row('mutation($alice: ID!, $ref: String!) { recordPurchase(memberId: '
+                          '$alice, amount: "10.00", currency: "EUR", reference: $ref) { id } }',
+                          PURCHASE, _ids("alice", "ref")),
+    "announcePolicy": Row("mutation($v: String!, $at: DateTime!) { announcePolicy(version: $v, "
+                          'text: "New terms", effectiveAt: $at) { version } }', admin_only(),
+                          _new_policy),
+    "resolveDataRequest": Row("mutation($DR: ID!) { resolveDataRequest(id: $DR, "
+                              "status: REJECTED, note: \"dup\") { status } }", admin_only(),
+                              _ids("DR")),
+    "retryDeadLetters": Row('mutation { retryDeadLetters(ids: ["7d0c6f50-0000-4000-8000-000000000000"]) }',
+                            {**admin_only(), "admin": "OK|NOT_FOUND"}),
+    "retirePartner": Row("mutation($Q: ID!) { retirePartner(partnerId: $Q) { kind } }",
+                         admin_only(), _ids("Q")),
+    "withdrawMembership": Row(f'mutation {{ withdrawMembership(password: "{PASSWORD}") '
+                              "{ withdrawnAt } }", member_only()),
+}
+
+
+def _operations(sdl_schema) -> set[str]:
+    return set(sdl_schema.query_type.fields) | set(sdl_schema.mutation_type.fields)
+
+
+def test_every_contract_and_served_operation_has_a_row():
+    contract = _operations(parse_sdl(_contract_path().read_text()))
+    served = _operations(build_schema()._schema)
+    assert contract - set(MATRIX) == set(), "contract operations missing from the matrix"
+    assert served - set(MATRIX) == set(), "served operations missing from the matrix"
+    assert set(MATRIX) - served == set(), "matrix rows for operations no longer served"
+
+
+async def _world(rt, gql, client, clock, member, other_member, admin, tmp_path) -> World:
+    carol = await register_member(gql, "carol")
+    body = await gql("mutation { reportInaccuracy(fields: [EMAIL]) { id } }", token=carol.token)
+    assert "errors" not in body, body
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    p = await announce(gql, admin, "ShipFast", directory=outdir)
+    q = await announce(gql, admin, "OldCo", directory=outdir, purpose="order_fulfillment")
+    tokens = {
+        "anonymous": None, "member": member.token, "other": other_member.token,
+        "admin": admin.token,
+        "partner_read": await partner_token(client, gql, admin, p, ("members:read",)),
+        "partner_purchases": await partner_token(client, gql, admin, p, ("purchases:write",)),
+    }
+    ids = {"alice": member.id, "bob": other_member.id, "P": p, "Q": q,
+           "DR": body["data"]["reportInaccuracy"]["id"], "outdir": str(outdir)}
+    return World(gql, clock, tokens, ids)
+
+
+async def test_authorization_matrix(rt, gql, client, clock, member, other_member, admin,
+                                    tmp_path):
+    world = await _world(rt, gql, client, clock, member, other_member, admin, tmp_path)
+    failures = []
+    for name, row in MATRIX.items():
+        for role in ROLES:
+            variables = row.variables
+            if callable(variables):
+                variables = await variables(world, role)
+            body = await gql(row.query, variables, token=world.tokens[role])
+            expected = row.expect[role]
+            got = error_code(body) or OK
+            if got == "INTERNAL" or got not in expected.split("|"):
+                failures.append(f"{name} as {role}: expected {expected}, got {got} "
+                                f"({(body.get('errors') or [{}])[0].get('message')})")
+                continue
+            data = body.get("data") or {}
+            if got == OK:
+                assert data.get(name) is not None, (name, role, body)
+            else:
+                assert data.get(name) is None, (name, role, body)  # nothing leaks with an error
+            if name == "me" and got == OK:  # a member only ever sees itself
+                own = world.ids["alice"] if role == "member" else world.ids["bob"]
+                assert data["me"]["id"] == own
+    assert failures == [], "\n".join(failures)
+
+
+async def test_a_member_cannot_reach_another_member_by_id(gql, member, other_member):
+    """No operation takes a member id from a member token: the id-taking ones are admin-only."""
+    for query in (f'{{ member(id: "{other_member.id}") {{ email }} }}',
+                  f'mutation {{ recordPurchase(memberId: "{other_member.id}", amount: "1.00", '
+                  'currency: "EUR", reference: "x") { id } }'):
+        body = await gql(query, token=member.token)
+        assert error_code(body) == "FORBIDDEN"
+        assert "bob" not in str(body)
