@@ -28,13 +28,13 @@ from typing import Any
 from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
-from api import audit, disclosures
+from api import audit
 from api.adapters import get_adapter_class
 from api.errors import BadInput
 from api.jobs import job
-from api.models.enums import OutboxStatus, PersonalField
+from api.models.enums import LegalBasis, OutboxStatus, PersonalField
 from api.models.member import MemberKey
-from api.models.partner import DeliveryAttempt, OutboxEvent, Partner
+from api.models.partner import DeliveryAttempt, Disclosure, OutboxEvent, Partner
 from api.outbox import payload_label
 from api.runtime import Runtime
 from api.security.envelope import DataKey, UndecryptableError, unwrap
@@ -264,14 +264,16 @@ async def _record(rt: Runtime, outcomes: list[_Outcome], max_attempts: int) -> d
             await OutboxEvent.filter(id__in=[o.row.id for o in ok]).using_db(conn).update(
                 status=OutboxStatus.DELIVERED, attempts=F("attempts") + 1, delivered_at=now,
                 locked_until=None, last_error=None)
-        for o in ok:
-            plain = o.row.payload_plain or {}
-            if o.fields and o.row.member_id is not None and o.partner is not None:
-                await disclosures.record(conn, member_id=str(o.row.member_id),
-                                         partner_id=str(o.partner.id), partner_name=o.partner.name,
-                                         fields=o.fields, purpose=plain.get("purpose", ""),
-                                         legal_basis=plain.get("legalBasis", "CONTRACT"),
-                                         channel="push", at=now)
+        # The ledger rows exactly as api.disclosures.record writes them, in one statement.
+        ledger = [Disclosure(id=uuid.uuid4(), member_id=o.row.member_id, partner_id=o.partner.id,
+                             partner_name=o.partner.name, fields_=sorted(o.fields),
+                             purpose=(o.row.payload_plain or {}).get("purpose", ""),
+                             legal_basis=LegalBasis((o.row.payload_plain or {}).get("legalBasis",
+                                                                                    "CONTRACT")),
+                             channel="push", at=now)
+                  for o in ok if o.fields and o.row.member_id is not None and o.partner is not None]
+        if ledger:
+            await Disclosure.bulk_create(ledger, using_db=conn)
         for o in outcomes:
             if o.kind == "delivered":
                 continue
