@@ -195,6 +195,6 @@ async def flush_sqlite() -> None:
         conn = connections.get(name)
         if conn.capabilities.dialect == "sqlite":
             try:
-                await conn.execute_script("PRAGMA wal_checkpoint(TRUNCATE);")
+                await conn.execute_query("PRAGMA wal_checkpoint(TRUNCATE)")
             except Exception:  # a busy reader only delays it to the next automatic checkpoint
                 log.warning("wal checkpoint deferred on %s", name)

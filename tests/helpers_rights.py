@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+import subprocess
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
@@ -108,6 +109,12 @@ def _sqlite_files(url: str) -> list[Path]:
     return [p for p in (path, Path(f"{path}-wal")) if p.exists()]
 
 
+def _read_elsewhere(path: Path) -> bytes:
+    """The file's bytes, read by another process: closing a descriptor of an SQLite file in
+    this process would drop the POSIX locks our own connection holds on it."""
+    return subprocess.run(["cat", str(path)], check=True, capture_output=True).stdout
+
+
 async def store_dump(rt: Runtime) -> bytes:
     """Everything at rest, as bytes: the SQLite files (with WAL) or, on PostgreSQL, every row
     of every table of both stores as text (bytea rendered as hex)."""
@@ -117,7 +124,7 @@ async def store_dump(rt: Runtime) -> bytes:
         if conn.capabilities.dialect == "sqlite":
             url = rt.settings.main_url if name == "default" else rt.settings.vault_url
             for path in _sqlite_files(url):
-                out += path.read_bytes()
+                out += _read_elsewhere(path)
         else:
             for model in Tortoise.apps[app].values():
                 table = model._meta.db_table
