@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+
 import strawberry
-from graphql.validation import NoSchemaIntrospectionCustomRule
+from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
@@ -18,7 +20,7 @@ from schema import audit, consent, delivery_admin, members, partners, rights
 from schema.errors import ErrorCodes
 from schema.limits import HideSuggestions, MaxDirectivesLimiter
 
-__all__ = ["build_schema", "LIMITS"]
+__all__ = ["build_schema", "validation_rules", "LIMITS"]
 
 # Numbers documented in the README's Security section (graphql-armor's defaults).
 LIMITS = {"depth": 6, "aliases": 15, "tokens": 1000, "directives": 50, "page": 100}
@@ -29,17 +31,34 @@ Mutation = merge_types("Mutation", (members.Mutation, consent.Mutation, rights.M
                                     partners.Mutation, delivery_admin.Mutation))
 
 
-def build_schema(*, production: bool = False) -> strawberry.Schema:
-    extensions: list = [
-        ErrorCodes,
-        ParserCache(maxsize=256),
-        ValidationCache(maxsize=256),
-        QueryDepthLimiter(max_depth=LIMITS["depth"]),
-        MaxAliasesLimiter(max_alias_count=LIMITS["aliases"]),
-        MaxTokensLimiter(max_token_count=LIMITS["tokens"]),
-        MaxDirectivesLimiter(max_directive_count=LIMITS["directives"]),
+@functools.cache
+def validation_rules(production: bool = False) -> tuple[type[ASTValidationRule], ...]:
+    """Our extra validation rules, built ONCE per process.
+
+    strawberry's ValidationCache is keyed by (schema, document, rules): limiter extensions built
+    per request would make new rule classes every time and the cache would never hit. The fast
+    path (schema/fastpath.py) validates with exactly these rules too.
+    """
+    rules: list[type[ASTValidationRule]] = [
+        *QueryDepthLimiter(max_depth=LIMITS["depth"]).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=LIMITS["aliases"]).validation_rules,
+        *MaxDirectivesLimiter(max_directive_count=LIMITS["directives"]).validation_rules,
     ]
     if production:
-        extensions.append(AddValidationRules([NoSchemaIntrospectionCustomRule]))
-        extensions.append(HideSuggestions())
+        rules.append(NoSchemaIntrospectionCustomRule)
+    return tuple(rules)
+
+
+def build_schema(*, production: bool = False) -> strawberry.Schema:
+    # Factories, not instances: strawberry builds extensions per request, so no request reads
+    # another's execution context; the caches themselves live at module level and are shared.
+    extensions: list = [
+        ErrorCodes,
+        functools.partial(ParserCache, maxsize=256),
+        functools.partial(ValidationCache, maxsize=256),
+        functools.partial(AddValidationRules, list(validation_rules(production))),
+        functools.partial(MaxTokensLimiter, max_token_count=LIMITS["tokens"]),
+    ]
+    if production:
+        extensions.append(HideSuggestions)
     return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions)
