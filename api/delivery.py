@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tortoise import connections
 from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
@@ -155,28 +156,33 @@ class _Run:
                     log.exception("closing adapter %s failed", type(adapter).__name__)
 
 
+_SQLITE_CLAIM = """
+UPDATE outbox_events SET locked_until = ?
+WHERE id IN (SELECT id FROM outbox_events
+             WHERE status = ? AND next_attempt_at <= ? AND (locked_until IS NULL OR locked_until <= ?)
+             ORDER BY next_attempt_at LIMIT ?)
+RETURNING id"""
+
+
 async def _claim(rt: Runtime, n: int) -> list[OutboxEvent]:
     now = rt.now()
     lease = now + timedelta(seconds=LEASE_SECONDS)
     due = (OutboxEvent.filter(status=OutboxStatus.PENDING, next_attempt_at__lte=now)
            .filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now)))
-    async with in_transaction("default") as conn:
-        if conn.capabilities.dialect == "postgres":
+    if connections.get("default").capabilities.dialect == "postgres":
+        async with in_transaction("default") as conn:
             rows = await (due.order_by("next_attempt_at").limit(n)
                           .select_for_update(skip_locked=True).using_db(conn))
             if rows:
                 await OutboxEvent.filter(id__in=[r.id for r in rows]).using_db(conn).update(
                     locked_until=lease)
             return rows
-        candidates = await due.order_by("next_attempt_at").limit(n).using_db(conn)
-        claimed = []
-        for row in candidates:  # another process may have claimed it since the SELECT
-            taken = await (OutboxEvent.filter(id=row.id, status=OutboxStatus.PENDING)
-                           .filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now))
-                           .using_db(conn).update(locked_until=lease))
-            if taken:
-                claimed.append(row)
-        return claimed
+    # SQLite: one statement, so the pick and the lease happen under one write lock (an UPDATE
+    # takes it before reading); several processes on one file never claim the same row.
+    conn = connections.get("default")
+    _, taken = await conn.execute_query(_SQLITE_CLAIM, [lease, OutboxStatus.PENDING.value, now, now, n])
+    ids = [r["id"] for r in taken]
+    return await OutboxEvent.filter(id__in=ids).order_by("next_attempt_at") if ids else []
 
 
 async def _load_keys(rt: Runtime, rows: Iterable[OutboxEvent]) -> dict[str, DataKey]:
