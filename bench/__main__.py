@@ -30,6 +30,9 @@ ME = "{ me { id userId email fullName phone address dateOfBirth status } }"
 MEMBERS_PAGE = ("query($first: Int, $after: String) { members(first: $first, after: $after) "
                 "{ edges { cursor node { id userId email fullName phone address dateOfBirth "
                 "status } } pageInfo { hasNextPage endCursor } } }")
+SHARED = ("query($first: Int, $after: String) { sharedMembers(first: $first, after: $after) "
+          "{ edges { cursor node { ref userId email fullName dateOfBirth phone address } } "
+          "pageInfo { hasNextPage endCursor } } }")
 
 
 def _free_port() -> int:
@@ -162,6 +165,28 @@ class Bench:
         ref = self.load("/plain/members?first=100")
         self.compare("members(first:100) (admin) vs plain JSON", ref, targets)
 
+    def partner_token(self, seeded: Any) -> str:
+        """A partner token from the real /oauth/token endpoint (client credentials grant)."""
+        import urllib.parse
+
+        form = urllib.parse.urlencode({"grant_type": "client_credentials",
+                                       "client_id": seeded.extra["client_id"],
+                                       "client_secret": seeded.extra["client_secret"],
+                                       "scope": "members:read"}).encode()
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}/oauth/token", data=form)
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())["access_token"]
+
+    def scenario_shared(self, seeded: Any) -> None:
+        t = self.partner_token(seeded)
+        body = _gql(SHARED, {"first": 100})
+        ref = self.load("/plain/shared?first=100", token=t)
+        targets = {"graphql (app)": self.load("/graphql", body=body, token=t)}
+        if not self.args.smoke:
+            targets["stock strawberry"] = self.load("/variant/strawberry/graphql", body=body,
+                                                    token=t)
+        self.compare("sharedMembers(first:100) vs plain JSON", ref, targets, goal=0.3)
+
     # -- main ----------------------------------------------------------------------------
     async def seed(self) -> Any:
         from api.db import close_db, init_db, migrate
@@ -184,6 +209,7 @@ class Bench:
             with self.served():
                 self.scenario_hello()
                 self.scenario_me(seeded)
+                self.scenario_shared(seeded)
                 self.scenario_members_page(seeded)
         finally:
             asyncio.run(self.teardown_db())

@@ -11,9 +11,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api import admin_members, members
+from api import admin_members, members, oauth, pull
 from api.members import MemberView
+from api.models.enums import PersonalField
 from api.runtime import Runtime
+from schema.fastpath import principal_for
 
 __all__ = ["routes"]
 
@@ -41,8 +43,28 @@ def routes(rt: Runtime) -> list[Route]:
         return _json({"members": {"edges": edges, "pageInfo": {
             "hasNextPage": page.has_next, "endCursor": edges[-1]["cursor"] if edges else None}}})
 
+    async def plain_shared(request: Request) -> Response:
+        """What ``sharedMembers`` does (credential check, grants, decryption, refs, cursors,
+        disclosure rows) through the same services, minus GraphQL."""
+        header = request.headers.get("authorization", "")
+        principal = principal_for(rt, header.partition(" ")[2])
+        partner_id = await oauth.active_partner(rt, principal, "members:read")
+        page = await pull.shared_members(rt, partner_id, int(request.query_params.get("first", "100")),
+                                         None)
+        edges = []
+        for r in page.records:
+            dob = r.date_of_birth()
+            edges.append({"cursor": r.cursor, "node": {
+                "ref": r.ref, "userId": r.get(PersonalField.USER_ID),
+                "email": r.get(PersonalField.EMAIL), "fullName": r.get(PersonalField.FULL_NAME),
+                "dateOfBirth": dob.isoformat() if dob else None,
+                "phone": r.get(PersonalField.PHONE), "address": r.get(PersonalField.ADDRESS)}})
+        return _json({"sharedMembers": {"edges": edges, "pageInfo": {
+            "hasNextPage": page.has_next, "endCursor": page.end_cursor}}})
+
     async def plain_hello(request: Request) -> Response:
         return _json({"hello": "world"})
 
     return [Route("/plain/me", plain_me), Route("/plain/members", plain_members),
+            Route("/plain/shared", plain_shared),
             Route("/plain/hello", plain_hello)]

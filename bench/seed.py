@@ -53,7 +53,8 @@ def member_rows(rt: Runtime, start: int, n: int, password_hash: str,
         })
 
 
-async def bulk_members(rt: Runtime, n: int, prefix: str = "m") -> list[str]:
+async def bulk_members(rt: Runtime, n: int, prefix: str = "m",
+                       has_purchase: bool = False) -> list[str]:
     """``n`` members through the ORM in batches (SQLite or PostgreSQL)."""
     from api.models.member import Member, MemberKey
 
@@ -62,6 +63,7 @@ async def bulk_members(rt: Runtime, n: int, prefix: str = "m") -> list[str]:
     batch_keys: list[MemberKey] = []
     batch: list[Member] = []
     for key_row, row in member_rows(rt, 0, n, shared_hash, prefix):
+        row["has_purchase"] = has_purchase
         batch_keys.append(MemberKey(**key_row))
         batch.append(Member(**row))
         ids.append(str(row["id"]))
@@ -125,5 +127,24 @@ async def seed_basic(rt: Runtime, list_size: int) -> Seeded:
 
     admin = await Admin.get(user_id="bench-admin")
     out.admin_token = (await sessions.start(rt, "ADMIN", str(admin.id))).access_token
-    out.extra["members"] = await bulk_members(rt, list_size)
+    out.extra["members"] = await bulk_members(rt, list_size, has_purchase=True)
+    out.extra.update(await seed_partner(rt))
     return out
+
+
+async def seed_partner(rt: Runtime) -> dict[str, Any]:
+    """A logistics partner (contract basis: purchasing members) announced 31 days ago, so it is
+    in force now, with pull credentials. Announced through the real registry."""
+    from datetime import timedelta
+
+    from api import oauth, partners_registry
+    from api.clock import ManualClock
+
+    past = Runtime(rt.settings, ManualClock(rt.now() - timedelta(days=31)), rt.keys)
+    result = await partners_registry.announce(
+        past, "bench", name="Bench Logistics", kind="LOGISTICS", purpose="order_fulfillment",
+        adapter="jsonl", config={"directory": str(rt.settings.data_dir / "jsonl")},
+        fields=["FULL_NAME", "ADDRESS"], optional_fields=["PHONE"])
+    cred = await oauth.issue_credentials(rt, "bench", str(result.partner.id), ["members:read"])
+    return {"partner_id": str(result.partner.id), "client_id": cred.client_id,
+            "client_secret": cred.client_secret}
