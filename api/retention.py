@@ -17,19 +17,22 @@ from __future__ import annotations
 
 import base64
 import logging
-from datetime import timedelta
+import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from api import audit, auth, erasure, notifications, vault
 from api.errors import NotFound
 from api.jobs import job
 from api.models.enums import DataRequestStatus, MemberStatus
-from api.models.member import Member, MemberKey
-from api.models.rights import DataRequest
+from api.models.member import Admin, Member, MemberKey
+from api.models.rights import DataRequest, Notification
 from api.runtime import Runtime
 from api.security.envelope import rewrap
+from api.security.sealed import seal
 
 __all__ = ["NOTICE_MONTHS", "DORMANT_MONTHS", "NOTICE_LEAD_DAYS", "FLAG_DAYS_BEFORE_DUE",
            "make_dormant", "reactivate", "dormancy", "retention_expiry", "request_deadlines"]
@@ -194,6 +197,24 @@ async def retention_expiry(rt: Runtime) -> dict[str, int]:
 
 # --- data-request deadlines -------------------------------------------------------------------
 
+async def _tell_admins(rt: Runtime, conn: BaseDBAsyncClient, request_id: str, kind: str,
+                       due_at: datetime, overdue: bool) -> None:
+    """One ``data_request.due`` mail per admin (address sealed like a withdrawal confirmation);
+    it names the request by id only."""
+    state = "is overdue" if overdue else "is due within 7 days"
+    for admin in await Admin.all().using_db(conn):
+        note_id = uuid.uuid4()
+        await Notification.create(
+            id=note_id, member_id=None, kind="data_request.due",
+            subject=f"A {kind.lower()} request {state}",
+            body=(f"Data request {request_id} ({kind}) {state}: it must be answered by "
+                  f"{due_at.isoformat()}. See dataRequests in the admin API."),
+            recipient_ct=seal(rt.keys, erasure.recipient_label(str(note_id)),
+                              admin.email.encode()),
+            status="PENDING", attempts=0, next_attempt_at=rt.now(), created_at=rt.now(),
+            using_db=conn)
+
+
 @job("request_deadlines")
 async def request_deadlines(rt: Runtime) -> dict[str, int]:
     """Flag open requests due within 7 days, or overdue, to admins (audit + overdue_flagged_at)."""
@@ -211,5 +232,6 @@ async def request_deadlines(rt: Runtime) -> dict[str, int]:
             action = "data_request.overdue" if due_at <= now else "data_request.due_soon"
             await audit.record(rt, "job:deadlines", action, str(request_id),
                                {"kind": str(kind), "dueAt": due_at.isoformat()}, using=conn)
+            await _tell_admins(rt, conn, str(request_id), str(kind), due_at, due_at <= now)
         flagged += 1
     return {"flagged": flagged}

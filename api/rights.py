@@ -66,8 +66,12 @@ def note_label(request_id: str) -> str:
 async def open_request(rt: Runtime, conn: BaseDBAsyncClient | None, *, member_id: str,
                        kind: DataRequestKind, fields: list[PersonalField] | None = None,
                        note: str | None = None, key: DataKey | None = None,
-                       completed: bool = False) -> DataRequest:
-    """Write a request due 30 days after now; ``completed`` for requests answered at once."""
+                       completed: bool = False, detail: dict | None = None) -> DataRequest:
+    """Write a request due 30 days after now; ``completed`` for requests answered at once.
+
+    It writes the transaction's one audit entry (``detail`` adds to it): a second
+    ``audit.record`` in the same transaction could deadlock against concurrent appenders.
+    """
     now = rt.now()
     request_id = uuid.uuid4()
     note_ct = None
@@ -81,7 +85,8 @@ async def open_request(rt: Runtime, conn: BaseDBAsyncClient | None, *, member_id
         due_at=now + timedelta(days=DUE_DAYS), resolved_at=now if completed else None,
         resolution="answered at once" if completed else None, using_db=conn)
     await audit.record(rt, f"member:{member_id}", f"data_request.{kind.value.lower()}",
-                       str(request_id), {"member": member_id, "completed": completed}, using=conn)
+                       str(request_id), {"member": member_id, "completed": completed,
+                                         **(detail or {})}, using=conn)
     return row
 
 
@@ -121,12 +126,11 @@ async def report_inaccuracy(rt: Runtime, member_id: str, fields: list[PersonalFi
         raise BadInput(f"note is longer than {MAX_NOTE} characters", field="note")
     key = await members.data_key(rt, member_id)
     async with in_transaction("default") as conn:
-        row = await open_request(rt, conn, member_id=member_id, kind=DataRequestKind.CORRECTION,
-                                 fields=wanted, note=note or None, key=key)
         await Member.filter(id=member_id, status__in=[MemberStatus.ACTIVE]).using_db(conn).update(
             status=MemberStatus.RESTRICTED)
-        await audit.record(rt, f"member:{member_id}", "member.restrict", member_id,
-                           {"request": str(row.id)}, using=conn)
+        row = await open_request(rt, conn, member_id=member_id, kind=DataRequestKind.CORRECTION,
+                                 fields=wanted, note=note or None, key=key,
+                                 detail={"restricted": True})
     return _view(row)
 
 

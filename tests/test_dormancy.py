@@ -5,9 +5,14 @@ retention job destroys a member who never came back; deadline flags on data requ
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pyotp
+import pytest
 
 from api import vault
 from api.jobs import run_all
@@ -17,8 +22,12 @@ from api.models.member import Member, MemberKey
 from api.models.rights import DataRequest, Notification
 from api.models.vault import RetainedRecord
 from api.retention import dormancy, request_deadlines, retention_expiry
+from tests import helpers_rights
 from tests.conftest import LOGIN, PASSWORD, create_admin
 from tests.helpers_rights import contains, store_dump
+
+smtp, mail_rt = helpers_rights.smtp, helpers_rights.mail_rt  # fixtures
+ROOT = Path(__file__).resolve().parents[1]
 
 ME = "{ me { status email fullName phone address dateOfBirth } }"
 
@@ -115,7 +124,8 @@ async def test_jobs_from_two_runners_at_once_give_the_same_result(rt, clock, mem
                                       {"notified": 0, "dormant": 1}, "skipped")
 
 
-async def test_requests_near_or_past_due_are_flagged_once(gql, rt, clock, member):
+async def test_requests_near_or_past_due_are_flagged_once(gql, rt, clock, member, smtp, mail_rt):
+    secret = await create_admin(rt, "deadline-admin")
     body = await gql("mutation { reportInaccuracy(fields: [EMAIL]) { id dueAt } }",
                      token=member.token)
     request_id = body["data"]["reportInaccuracy"]["id"]
@@ -127,10 +137,58 @@ async def test_requests_near_or_past_due_are_flagged_once(gql, rt, clock, member
     row = await DataRequest.get(id=request_id)
     assert row.overdue_flagged_at == clock.now()
     assert await AuditEntry.filter(action="data_request.due_soon", subject=request_id).count() == 1
-    secret = await create_admin(rt, "deadline-admin")
     login = await gql(LOGIN, {"u": "deadline-admin", "p": PASSWORD,
                               "otp": pyotp.TOTP(secret).at(clock.now())})
     listed = await gql("{ dataRequests(status: OPEN) { id overdueFlaggedAt } }",
                        token=login["data"]["login"]["accessToken"])
     assert listed["data"]["dataRequests"] == [{"id": request_id,
                                                "overdueFlaggedAt": clock.now().isoformat()}]
+    await run_all(mail_rt, only=["send_mail"])
+    [mail] = smtp.to("deadline-admin@clinic.example")
+    assert request_id in mail.get_payload() and "alice" not in mail.get_payload()
+
+
+async def _cli_jobs(rt, at, jobs: list[str], smtp_port: int) -> list[dict]:
+    """Two real ``consentry jobs run`` processes at once, their clock pinned at ``at``."""
+    s = rt.settings
+    env = {**os.environ, "CONSENTRY_DATA_DIR": str(s.data_dir),
+           "CONSENTRY_DATABASE_URL": s.main_url, "CONSENTRY_VAULT_DATABASE_URL": s.vault_url,
+           "CONSENTRY_NOW": at.isoformat(), "CONSENTRY_SMTP_HOST": "127.0.0.1",
+           "CONSENTRY_SMTP_PORT": str(smtp_port)}
+    args = [sys.executable, "-m", "api.cli", "jobs", "run"]
+    for name in jobs:
+        args += ["--only", name]
+    procs = [await asyncio.create_subprocess_exec(*args, cwd=ROOT, env=env,
+                                                  stdout=asyncio.subprocess.PIPE,
+                                                  stderr=asyncio.subprocess.PIPE)
+             for _ in range(2)]
+    outs = []
+    for proc in procs:
+        out, err = await proc.communicate()
+        assert proc.returncode == 0, err.decode()
+        outs.append(json.loads(out.decode().strip().splitlines()[-1]))
+    return outs
+
+
+@pytest.mark.slow
+async def test_two_cli_processes_at_once_give_the_same_result_as_one(rt, clock, smtp, member,
+                                                                     other_member):
+    start = clock.now()
+    jobs = ["dormancy", "send_mail", "retention_expiry", "request_deadlines"]
+    await _cli_jobs(rt, vault.add_months(start, 11), jobs, smtp.port)
+    assert await _notices(member.id) == 1 and await _notices(other_member.id) == 1
+    await _cli_jobs(rt, vault.add_months(start, 11), jobs, smtp.port)  # and again: no change
+    assert len(smtp.to("alice@example.org")) == 1 and len(smtp.to("bob@example.org")) == 1
+
+    await _cli_jobs(rt, vault.add_months(start, 12), jobs, smtp.port)
+    assert await Member.filter(status=MemberStatus.DORMANT).count() == 2
+    assert await RetainedRecord.filter(reason="DORMANT").count() == 2
+
+    until = max(r.retained_until for r in await RetainedRecord.all())
+    await _cli_jobs(rt, until + timedelta(seconds=1), jobs, smtp.port)
+    await _cli_jobs(rt, until + timedelta(seconds=2), jobs, smtp.port)  # mails the confirmations
+    assert await Member.all().count() == 0 and await RetainedRecord.all().count() == 0
+    # Each destroyed member got exactly one withdrawal confirmation.
+    for address in ("alice@example.org", "bob@example.org"):
+        kinds = [m["X-Consentry-Kind"] for m in smtp.to(address)]
+        assert kinds == ["dormancy.notice", "membership.withdrawn"], kinds
