@@ -250,7 +250,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--list-size", type=int, default=150)
     args = p.parse_args(argv)
     if args.smoke:
-        args.requests, args.seconds, args.warmup, args.concurrency = 200, 3.0, 20, 4
+        args.requests, args.seconds, args.warmup, args.concurrency = 200, 2.0, 20, 4
     args.use_pg = args.pg is not None or args.scale
     if args.use_pg and args.pg is None:
         args.pg = PG_DEFAULT
