@@ -37,7 +37,7 @@ from api.security.envelope import DataKey, unwrap
 __all__ = ["SharedRecord", "SharedPage", "shared_members", "candidates", "granted_values",
            "seal_cursor", "open_cursor"]
 
-_SCAN = 200  # candidates read per round while filling a page
+_MIN_SCAN = 20  # fewest candidates read per round while filling a page
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,10 @@ async def _granted_page(partner: PartnerState, after: str | None, size: int,
     found: list[tuple[Member, Grant]] = []
     cursor = after
     while len(found) <= size:
-        batch = await candidates(partner, cursor, _SCAN)
+        # SQL already narrows to (almost) exactly the granted members: read what the page
+        # still needs, plus one to know whether another page follows.
+        want = max(size + 1 - len(found), _MIN_SCAN)
+        batch = await candidates(partner, cursor, want)
         if not batch:
             break
         facts = await member_facts(batch, [partner], at)
@@ -128,7 +131,7 @@ async def _granted_page(partner: PartnerState, after: str | None, size: int,
             grant = grant_for(partner, facts[str(m.id)])
             if grant is not None:
                 found.append((m, grant))
-        if len(batch) < _SCAN:
+        if len(batch) < want:
             break
         cursor = str(batch[-1].id)
     return found[:size], len(found) > size
