@@ -187,6 +187,73 @@ class Bench:
                                                     token=t)
         self.compare("sharedMembers(first:100) vs plain JSON", ref, targets, goal=0.3)
 
+    def scenario_outbox(self) -> None:
+        """Events/s from the delivery job to a signature-checking webhook receiver process
+        (bench/delivery.py: real enqueue, real adapter, real HTTP)."""
+        from bench import delivery
+
+        a = self.args
+        ns = argparse.Namespace(events=300 if a.smoke else 5000, members=5 if a.smoke else 20,
+                                batch=200, concurrency=32, adapter="webhook",
+                                pg=a.pg if a.use_pg else "")
+        r = asyncio.run(delivery.bench(ns))
+        self.results["scenarios"]["outbox delivery"] = {"goal_events_per_second": 1500, **r}
+        print("\n== outbox delivery (goal: >= 1500 events/s per worker)")
+        print(f"{r['delivered']} events delivered in {r['seconds']:.2f} s: "
+              f"{r['events_per_second']:.0f} events/s; receiver saw {r['receiver']}", flush=True)
+
+    async def _destroy_times(self, history: int, rounds: int) -> dict[str, Any]:
+        from datetime import timedelta
+
+        from api import erasure
+        from api.db import close_db, init_db
+        from api.models.consent import ConsentEvent
+        from api.models.enums import ConsentState, LegalBasis
+        from api.models.partner import Disclosure, Partner
+        from api.runtime import Runtime
+        from bench.seed import bulk_members
+
+        rt = Runtime.create()
+        await init_db(rt.settings)
+        try:
+            partner = await Partner.first()
+            times: dict[str, list[float]] = {"none": [], "long": []}
+            for r in range(rounds):
+                plain, heavy = await bulk_members(rt, 2, prefix=f"d{r}-")
+                now = rt.now()
+                await ConsentEvent.bulk_create([ConsentEvent(
+                    id=uuid.uuid4(), member_id=heavy, purpose=("marketing", "research")[i % 2],
+                    state=(ConsentState.GIVEN, ConsentState.WITHDRAWN)[i // 2 % 2],
+                    policy_version="1", at=now - timedelta(minutes=history - i), receipt="x" * 300)
+                    for i in range(history)], batch_size=500)
+                await Disclosure.bulk_create([Disclosure(
+                    id=uuid.uuid4(), member_id=heavy, partner_id=partner.id,
+                    partner_name=partner.name, fields_=["FULL_NAME", "ADDRESS"],
+                    purpose="order_fulfillment", legal_basis=LegalBasis.CONTRACT, channel="pull",
+                    at=now - timedelta(minutes=history - i)) for i in range(history)],
+                    batch_size=500)
+                for label, member_id in (("none", plain), ("long", heavy)):
+                    started = time.perf_counter()
+                    receipt = await erasure.destroy(rt, member_id, actor="admin:bench")
+                    times[label].append(time.perf_counter() - started)
+                    assert receipt.destroyed
+            return times
+        finally:
+            await close_db()
+
+    def scenario_destroy(self) -> None:
+        history = 100 if self.args.smoke else 1000
+        rounds = 2 if self.args.smoke else 7
+        times = asyncio.run(self._destroy_times(history, rounds))
+        med = {k: sorted(v)[len(v) // 2] * 1000 for k, v in times.items()}
+        ratio = med["long"] / med["none"] if med["none"] else 0.0
+        self.results["scenarios"]["destruction"] = {
+            "history": history, "rounds": rounds, "median_ms": med, "ratio": round(ratio, 2),
+            "all_ms": {k: [round(t * 1000, 2) for t in v] for k, v in times.items()}}
+        print(f"\n== destruction of a member ({history} consents + {history} disclosures vs none)")
+        print(f"no history: {med['none']:.1f} ms   long history: {med['long']:.1f} ms   "
+              f"ratio {ratio:.2f} (median of {rounds})", flush=True)
+
     # -- main ----------------------------------------------------------------------------
     async def seed(self) -> Any:
         from api.db import close_db, init_db, migrate
@@ -211,6 +278,8 @@ class Bench:
                 self.scenario_me(seeded)
                 self.scenario_shared(seeded)
                 self.scenario_members_page(seeded)
+            self.scenario_destroy()
+            self.scenario_outbox()
         finally:
             asyncio.run(self.teardown_db())
         self.results.update({
