@@ -24,9 +24,12 @@ from api.models.enums import LegalBasis, MemberStatus, PersonalField
 from api.models.member import Member
 from api.models.partner import Purchase
 from api.runtime import Runtime
+from api.security.envelope import DataKey
 from api.validation import clean_text
 
-__all__ = ["PurchaseView", "record_purchase", "for_member"]
+__all__ = ["PurchaseView", "record_purchase", "for_member", "REFERENCE_LABEL", "decrypt_reference"]
+
+REFERENCE_LABEL = "purchase_reference"  # the AES-GCM field label of ``reference_ct``
 
 _AMOUNT = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,4})?$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -98,7 +101,7 @@ async def record_purchase(rt: Runtime, actor: str, member_id: str, *, amount: st
             values = {f: view.value(f) for f in PersonalField}
     async with in_transaction("default") as conn:
         await Purchase.create(id=purchase_id, member_id=mid, amount=amount, currency=currency,
-                              reference_ct=key.encrypt("purchase_reference", reference), at=now,
+                              reference_ct=key.encrypt(REFERENCE_LABEL, reference), at=now,
                               using_db=conn)
         if first:
             await Member.filter(id=mid).using_db(conn).update(has_purchase=True)
@@ -119,5 +122,9 @@ async def for_member(rt: Runtime, member_id: str) -> list[PurchaseView]:
         return []
     key = await members.data_key(rt, member_id)
     return [PurchaseView(str(r.id), str(r.member_id), r.amount, r.currency,
-                         key.decrypt("purchase_reference", bytes(r.reference_ct)), r.at)
-            for r in rows]
+                         decrypt_reference(key, r), r.at) for r in rows]
+
+
+def decrypt_reference(key: DataKey, row: Purchase) -> str:
+    """A purchase's reference (exports, the tax record kept on withdrawal)."""
+    return key.decrypt(REFERENCE_LABEL, bytes(row.reference_ct))
