@@ -254,6 +254,73 @@ class Bench:
         print(f"no history: {med['none']:.1f} ms   long history: {med['long']:.1f} ms   "
               f"ratio {ratio:.2f} (median of {rounds})", flush=True)
 
+    async def _grow(self, target: int, prefix: str) -> dict[str, Any]:
+        """COPY members until the table holds ``target``; pick cursors in the middle."""
+        import base64
+
+        import asyncpg
+
+        from api.runtime import Runtime
+        from bench.seed import copy_members
+
+        rt = Runtime.create()
+        dsn = self.env["CONSENTRY_DATABASE_URL"].replace("postgres://", "postgresql://", 1)
+        conn = await asyncpg.connect(dsn)
+        try:
+            have = await conn.fetchval("SELECT count(*) FROM members")
+            took = 0.0
+            if target > have:
+                print(f"seeding {target - have:,} members with COPY (real encryption)...",
+                      flush=True)
+                took = await copy_members(rt, dsn, target - have, prefix=prefix)
+            have = await conn.fetchval("SELECT count(*) FROM members")
+            middle = str(await conn.fetchval(
+                "SELECT id FROM members ORDER BY id OFFSET $1 LIMIT 1", have // 2))
+        finally:
+            await conn.close()
+        return {"members": have, "seed_seconds": round(took, 1),
+                "members_cursor": base64.urlsafe_b64encode(middle.encode()).decode(),
+                "middle_id": middle}
+
+    def _pages(self, seeded: Any, grown: dict[str, Any]) -> dict[str, Any]:
+        from api import pull
+        from api.runtime import Runtime
+
+        rt = Runtime.create()
+        shared_cursor = pull.seal_cursor(rt, seeded.extra["partner_id"], grown["middle_id"])
+        partner = self.partner_token(seeded)
+        kw = {"requests": 300 if not self.args.smoke else 40, "concurrency": 1}
+        return {
+            "members first page": self.load("/graphql", body=_gql(MEMBERS_PAGE, {"first": 100}),
+                                            token=seeded.admin_token, **kw),
+            "members middle page": self.load("/graphql", body=_gql(MEMBERS_PAGE, {
+                "first": 100, "after": grown["members_cursor"]}), token=seeded.admin_token, **kw),
+            "sharedMembers middle page": self.load("/graphql", body=_gql(SHARED, {
+                "first": 100, "after": shared_cursor}), token=partner, **kw),
+        }
+
+    def scenario_scale(self, seeded: Any) -> None:
+        small, big = self.args.scale_small, self.args.scale_size
+        runs: dict[str, Any] = {}
+        for label, target, prefix in (("small", small, "s"), ("large", big, "t")):
+            grown = asyncio.run(self._grow(target, prefix))
+            with self.served():
+                runs[label] = {"members": grown["members"], "seed_seconds": grown["seed_seconds"],
+                               "pages": self._pages(seeded, grown)}
+        self.results["scenarios"]["scale"] = {"goal_ratio_max": 1.3, **runs}
+        print(f"\n== page latency at {runs['small']['members']:,} vs {runs['large']['members']:,} "
+              "members (PostgreSQL; goal: large/small p50 <= 1.3)")
+        print(f"{'page':<28}{'p50 small':>11}{'p50 large':>11}{'ratio':>8}{'p99 small':>11}"
+              f"{'p99 large':>11}")
+        for name, s_row in runs["small"]["pages"].items():
+            l_row = runs["large"]["pages"][name]
+            ratio = l_row["p50_ms"] / s_row["p50_ms"] if s_row["p50_ms"] else 0.0
+            l_row["p50_ratio_to_small"] = round(ratio, 3)
+            print(f"{name:<28}{s_row['p50_ms']:>11.2f}{l_row['p50_ms']:>11.2f}{ratio:>8.2f}"
+                  f"{s_row['p99_ms']:>11.2f}{l_row['p99_ms']:>11.2f}", flush=True)
+        print(f"seeding {runs['large']['members'] - runs['small']['members']:,} members took "
+              f"{runs['large']['seed_seconds']:.0f} s", flush=True)
+
     # -- main ----------------------------------------------------------------------------
     async def seed(self) -> Any:
         from api.db import close_db, init_db, migrate
@@ -273,6 +340,9 @@ class Bench:
         asyncio.run(self.setup_db())
         try:
             seeded = asyncio.run(self.seed())
+            if a.scale:
+                self.scenario_scale(seeded)
+                return self.finish()
             with self.served():
                 self.scenario_hello()
                 self.scenario_me(seeded)
@@ -282,6 +352,10 @@ class Bench:
             self.scenario_outbox()
         finally:
             asyncio.run(self.teardown_db())
+        return self.finish()
+
+    def finish(self) -> int:
+        a = self.args
         self.results.update({
             "at": datetime.now(UTC).isoformat(), "database": "postgresql" if a.use_pg else "sqlite",
             "smoke": a.smoke, "concurrency": a.concurrency, "cpus": os.cpu_count(),
@@ -312,6 +386,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--scale", action="store_true",
                    help="page latency at 10k vs 1M members (PostgreSQL; minutes)")
     p.add_argument("--scale-size", type=int, default=1_000_000)
+    p.add_argument("--scale-small", type=int, default=10_000)
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--requests", type=int, default=30_000)
     p.add_argument("--seconds", type=float, default=10.0)

@@ -78,7 +78,7 @@ async def bulk_members(rt: Runtime, n: int, prefix: str = "m",
 
 
 async def copy_members(rt: Runtime, dsn: str, n: int, prefix: str = "s",
-                       chunk: int = 20_000) -> float:
+                       chunk: int = 20_000, has_purchase: bool = True) -> float:
     """``n`` members into PostgreSQL with COPY (asyncpg); returns seconds taken."""
     import asyncpg
 
@@ -91,6 +91,7 @@ async def copy_members(rt: Runtime, dsn: str, n: int, prefix: str = "s",
             size = min(chunk, n - done)
             keys, rows = [], []
             for key_row, row in member_rows(rt, done, size, shared_hash, prefix):
+                row["has_purchase"] = has_purchase
                 keys.append((key_row["member_id"], key_row["wrapped"], key_row["kek_version"]))
                 rows.append(tuple(row[c] for c in _MEMBER_COLUMNS))
             await conn.copy_records_to_table("member_keys", records=keys,
