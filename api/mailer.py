@@ -6,7 +6,9 @@ once; a crash mid-send retries after the lease (at least once). Failures back of
 exponentially (1, 2, 4... minutes, capped at 6 hours) and after ``mail_max_attempts`` the row is
 DEAD. The recipient address is decrypted only now: from the member's record, or from
 ``recipient_ct`` (sealed under the KEK) for a member already destroyed; ``recipient_ct`` is
-dropped as soon as the mail is sent or given up. Errors are logged by class only.
+dropped as soon as the mail is sent or given up. Mail to a dormant member (address in the
+vault) is held, re-checked daily without counting attempts, and sent once they sign in again.
+Errors are logged by class only.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from api import members
 from api.erasure import recipient_label
 from api.errors import NotFound
 from api.jobs import job
+from api.models.enums import MemberStatus
+from api.models.member import Member
 from api.models.rights import Notification
 from api.runtime import Runtime
 from api.security.sealed import open_sealed
@@ -35,7 +39,14 @@ PENDING, SENT, DEAD = "PENDING", "SENT", "DEAD"
 
 
 class NoRecipient(Exception):
-    """The member has no reachable address right now (e.g. dormant: data in the vault)."""
+    """Nobody to send to: the member was destroyed before the mail went out."""
+
+
+class Held(Exception):
+    """The member is dormant (address in the vault): hold the mail until they come back."""
+
+
+HOLD = timedelta(days=1)
 
 
 def backoff(attempts: int) -> timedelta:
@@ -50,6 +61,8 @@ async def _recipient(rt: Runtime, row: Notification) -> str:
     try:
         return (await members.get_view(rt, str(row.member_id))).email
     except NotFound:
+        if await Member.exists(id=row.member_id, status=MemberStatus.DORMANT):
+            raise Held("member is dormant") from None
         raise NoRecipient("member unavailable") from None
 
 
@@ -78,10 +91,13 @@ async def _send_one(rt: Runtime, row: Notification) -> str:
     try:
         to = await _recipient(rt, row)
         await _deliver(rt, _message(rt, row, to))
+    except Held:
+        await Notification.filter(id=row.id).update(next_attempt_at=rt.now() + HOLD,
+                                                    last_error="Held")
+        return "held"
     except Exception as exc:  # any failure is retried; only its class is kept
         attempts = row.attempts + 1
-        dead = attempts >= rt.settings.mail_max_attempts or isinstance(exc, NoRecipient) and \
-            row.member_id is None
+        dead = attempts >= rt.settings.mail_max_attempts or isinstance(exc, NoRecipient)
         await Notification.filter(id=row.id).update(
             attempts=attempts, last_error=type(exc).__name__[:255],
             status=DEAD if dead else PENDING,
@@ -101,7 +117,7 @@ async def send_pending(rt: Runtime, limit: int = 100) -> dict[str, int]:
     now = rt.now()
     ids = await (Notification.filter(status=PENDING, next_attempt_at__lte=now)
                  .order_by("next_attempt_at").limit(limit).values_list("id", flat=True))
-    counts = {SENT: 0, "retry": 0, DEAD: 0}
+    counts = {SENT: 0, "retry": 0, DEAD: 0, "held": 0}
     for note_id in ids:
         claimed = await Notification.filter(id=note_id, status=PENDING,
                                             next_attempt_at__lte=now).update(

@@ -18,6 +18,7 @@ from api.models.rights import Notification
 from api.notifications import notify
 from api.retention import dormancy
 from tests import helpers_rights
+from tests.conftest import LOGIN, PASSWORD
 from tests.helpers_rights import _Collect, _free_port
 
 smtp, mail_rt = helpers_rights.smtp, helpers_rights.mail_rt  # fixtures
@@ -117,3 +118,22 @@ async def test_dormancy_notice_is_mailed(mail_rt, smtp, clock, member):
     [mail] = smtp.to("alice@example.org")
     assert mail["Subject"] == "Your account will become dormant"
     assert mail["X-Consentry-Kind"] == "dormancy.notice"
+
+
+async def test_mail_to_a_dormant_member_is_held_until_they_return(gql, mail_rt, smtp, clock,
+                                                                  member):
+    start = clock.now()
+    clock.set(vault.add_months(start, 11))
+    await dormancy(mail_rt)
+    await send_pending(mail_rt)
+    clock.set(vault.add_months(start, 12))
+    await dormancy(mail_rt)
+    note = await _note(mail_rt, member.id)
+    assert (await send_pending(mail_rt))["held"] == 1
+    row = await Notification.get(id=note)
+    assert row.status == "PENDING" and row.attempts == 0
+    assert "errors" not in await gql(LOGIN, {"u": "alice", "p": PASSWORD})  # reactivates
+    clock.advance(days=1)
+    assert (await send_pending(mail_rt))["SENT"] == 1
+    assert [m["Subject"] for m in smtp.to("alice@example.org")] == [
+        "Your account will become dormant", "A new policy"]
