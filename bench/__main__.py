@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 PG_DEFAULT = "postgres://postgres@127.0.0.1:5432/postgres"
 
-ME = "{ me { id userId email fullName phone address dateOfBirth status } }"
+ME = ("{ me { id userId email fullName phone address dateOfBirth status "
+      "consents { purpose state policyVersion at } } }")
 MEMBERS_PAGE = ("query($first: Int, $after: String) { members(first: $first, after: $after) "
                 "{ edges { cursor node { id userId email fullName phone address dateOfBirth "
                 "status } } pageInfo { hasNextPage endCursor } } }")
@@ -135,10 +136,10 @@ class Bench:
             r["ratio"] = round(r["rps"] / reference["rps"], 3) if reference["rps"] else 0.0
         self.results["scenarios"][name] = {"goal_ratio": goal, "rows": rows}
         print(f"\n== {name}" + (f" (goal: ratio >= {goal})" if goal else ""))
-        print(f"{'served as':<28}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'ratio':>8}{'errors':>8}")
+        print(f"{'served as':<36}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'ratio':>8}{'errors':>8}")
         for key, r in rows.items():
             ratio = "1.00" if key == "reference" else f"{r['ratio']:.2f}"
-            print(f"{key:<28}{r['rps']:>10.0f}{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}"
+            print(f"{key:<36}{r['rps']:>10.0f}{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}"
                   f"{ratio:>8}{r['errors']:>8}", flush=True)
 
     # -- scenarios -----------------------------------------------------------------------
@@ -147,9 +148,14 @@ class Bench:
         ref = self.load(f"/plain/me?id={seeded.member_id}")
         targets = {"graphql (app)": self.load("/graphql", body=_gql(ME), token=t)}
         if not self.args.smoke:
-            targets["stock strawberry"] = self.load("/variant/strawberry/graphql",
-                                                    body=_gql(ME), token=t)
+            targets.update(self.variants(_gql(ME), t))
         self.compare("me vs plain JSON", ref, targets, goal=0.6)
+
+    def variants(self, body: dict[str, Any], token: str) -> dict[str, dict[str, Any]]:
+        return {"strawberry + caches (no fast path)": self.load("/variant/cached/graphql",
+                                                                 body=body, token=token),
+                "stock strawberry": self.load("/variant/strawberry/graphql", body=body,
+                                              token=token)}
 
     def scenario_hello(self) -> None:
         ref = self.load("/plain/hello")
@@ -157,11 +163,10 @@ class Bench:
 
     def scenario_members_page(self, seeded: Any) -> None:
         t = seeded.admin_token
-        targets = {"graphql (app)": self.load("/graphql", body=_gql(MEMBERS_PAGE, {"first": 100}),
-                                              token=t)}
+        body = _gql(MEMBERS_PAGE, {"first": 100})
+        targets = {"graphql (app)": self.load("/graphql", body=body, token=t)}
         if not self.args.smoke:
-            targets["stock strawberry"] = self.load(
-                "/variant/strawberry/graphql", body=_gql(MEMBERS_PAGE, {"first": 100}), token=t)
+            targets.update(self.variants(body, t))
         ref = self.load("/plain/members?first=100")
         self.compare("members(first:100) (admin) vs plain JSON", ref, targets)
 
@@ -183,8 +188,7 @@ class Bench:
         ref = self.load("/plain/shared?first=100", token=t)
         targets = {"graphql (app)": self.load("/graphql", body=body, token=t)}
         if not self.args.smoke:
-            targets["stock strawberry"] = self.load("/variant/strawberry/graphql", body=body,
-                                                    token=t)
+            targets.update(self.variants(body, t))
         self.compare("sharedMembers(first:100) vs plain JSON", ref, targets, goal=0.3)
 
     def scenario_outbox(self) -> None:
@@ -321,6 +325,25 @@ class Bench:
         print(f"seeding {runs['large']['members'] - runs['small']['members']:,} members took "
               f"{runs['large']['seed_seconds']:.0f} s", flush=True)
 
+    def scenario_levers(self, seeded: Any) -> None:
+        """Server-level levers: the same `me` request under different uvicorn / GC settings."""
+        configs = [("uvloop + httptools, gc.freeze (default)", ()),
+                   ("asyncio loop + h11", ("--loop", "asyncio", "--http", "h11")),
+                   ("no gc.freeze", ("--no-gc-freeze",)),
+                   ("gc.freeze + gen0 threshold 50000", ("--gc-threshold", "50000"))]
+        rows: dict[str, Any] = {}
+        for label, extra in configs:
+            with self.served(*extra):
+                rows[label] = {"me": self.load("/graphql", body=_gql(ME), token=seeded.member_token),
+                               "plain": self.load(f"/plain/me?id={seeded.member_id}")}
+        self.results["scenarios"]["server levers"] = rows
+        print("\n== server levers (`me` through the app, and its plain reference)")
+        print(f"{'server':<42}{'me req/s':>10}{'p50':>8}{'p99':>8}{'plain req/s':>13}{'p99':>8}")
+        for label, r in rows.items():
+            print(f"{label:<42}{r['me']['rps']:>10.0f}{r['me']['p50_ms']:>8.2f}"
+                  f"{r['me']['p99_ms']:>8.2f}{r['plain']['rps']:>13.0f}{r['plain']['p99_ms']:>8.2f}",
+                  flush=True)
+
     # -- main ----------------------------------------------------------------------------
     async def seed(self) -> Any:
         from api.db import close_db, init_db, migrate
@@ -342,6 +365,9 @@ class Bench:
             seeded = asyncio.run(self.seed())
             if a.scale:
                 self.scenario_scale(seeded)
+                return self.finish()
+            if a.levers:
+                self.scenario_levers(seeded)
                 return self.finish()
             with self.served():
                 self.scenario_hello()
@@ -385,6 +411,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"run on PostgreSQL (server URL, default {PG_DEFAULT})")
     p.add_argument("--scale", action="store_true",
                    help="page latency at 10k vs 1M members (PostgreSQL; minutes)")
+    p.add_argument("--levers", action="store_true",
+                   help="only `me` under several server settings (uvloop/h11, gc)")
     p.add_argument("--scale-size", type=int, default=1_000_000)
     p.add_argument("--scale-small", type=int, default=10_000)
     p.add_argument("--concurrency", type=int, default=16)

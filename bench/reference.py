@@ -6,12 +6,14 @@ Each reads and decrypts exactly what its GraphQL scenario reads, through the sam
 
 from __future__ import annotations
 
+import base64
+
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api import admin_members, members, oauth, pull
+from api import admin_members, consent, members, oauth, pull
 from api.members import MemberView
 from api.models.enums import PersonalField
 from api.runtime import Runtime
@@ -34,12 +36,16 @@ def _member(view: MemberView) -> dict[str, object]:
 def routes(rt: Runtime) -> list[Route]:
     async def plain_me(request: Request) -> Response:
         view = await members.get_view(rt, request.query_params["id"])
-        return _json({"me": _member(view)})
+        consents = [{"purpose": c.purpose, "state": c.state.value,
+                     "policyVersion": c.policy_version, "at": c.at.isoformat()}
+                    for c in await consent.current(view.id)]
+        return _json({"me": {**_member(view), "consents": consents}})
 
     async def plain_members(request: Request) -> Response:
         page = await admin_members.page(rt, int(request.query_params.get("first", "50")), None,
                                         None)
-        edges = [{"cursor": v.id, "node": _member(v)} for v in page.views]
+        edges = [{"cursor": base64.urlsafe_b64encode(v.id.encode()).decode(), "node": _member(v)}
+                 for v in page.views]
         return _json({"members": {"edges": edges, "pageInfo": {
             "hasNextPage": page.has_next, "endCursor": edges[-1]["cursor"] if edges else None}}})
 

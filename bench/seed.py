@@ -121,6 +121,13 @@ async def seed_basic(rt: Runtime, list_size: int) -> Seeded:
         password=PASSWORD, phone="+44 20 7946 0000", address="1 Clinic Road, Leeds",
         date_of_birth=date(1990, 4, 1))
     out = Seeded(member_id=view.id)
+    from api import consent, policy, purposes
+
+    await purposes.ensure_builtin_purposes(rt)
+    await policy.ensure_initial_policy(rt)
+    version = (await policy.in_force(rt)).version
+    for purpose in ("marketing", "personalization", "research"):
+        await consent.give(rt, view.id, purpose, version)
     out.member_token = (await sessions.start(rt, "MEMBER", view.id)).access_token
     await auth.create_admin(rt, user_id="bench-admin", email="bench-admin@clinic.example",
                             password=PASSWORD)
