@@ -127,6 +127,10 @@ async def destroy(rt: Runtime, member_id: str, *, actor: str,
     notified = sorted({row.partner_name for row in partners.values()})
     try:
         async with in_transaction("default") as conn:
+            # First, so a concurrent destruction of the same member waits here and then finds
+            # nothing (rolls back, its vault copy shredded) instead of notifying partners twice.
+            if not await Member.filter(id=member_id).using_db(conn).delete():
+                raise NotFound("member not found")
             await OutboxEvent.filter(member_id=member_id, status=OutboxStatus.PENDING,
                                      payload_ct__isnull=False).using_db(conn).delete()
             await OutboxEvent.filter(member_id=member_id).using_db(conn).update(payload_ct=None)
@@ -162,7 +166,6 @@ async def destroy(rt: Runtime, member_id: str, *, actor: str,
                 using_db=conn)
             await sessions.revoke_subject(rt, member_id, conn)
             await MemberKey.filter(member_id=member_id).using_db(conn).delete()
-            await Member.filter(id=member_id).using_db(conn).delete()
             await audit.record(rt, actor, "member.withdraw", member_id, {
                 "destroyed": record_id is None, "partners": sorted(partners),
                 "retainedUntil": retained_until.isoformat() if retained_until else None,

@@ -3,6 +3,7 @@ only in the vault until five years after the last purchase, partners told to era
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import uuid
@@ -198,3 +199,13 @@ async def test_key_rotation_rewraps_vault_records(gql, rt, member):
     kept = await vault.load(dataclasses.replace(rt, keys=only_new), str(record.id))
     assert kept.data["purchases"][0]["reference"] == "INV-R"
     assert PersonalField.FULL_NAME.graphql in kept.data["fields"]
+
+
+async def test_two_withdrawals_at_once_destroy_once(gql, rt, member):
+    await purchases.record_purchase(rt, "admin:test", member.id, amount="5.00", currency="EUR",
+                                    reference="INV-C")
+    bodies = await asyncio.gather(gql(WITHDRAW, {"p": PASSWORD}, token=member.token),
+                                  gql(WITHDRAW, {"p": PASSWORD}, token=member.token))
+    assert sorted(error_code(b) or "OK" for b in bodies) == ["NOT_FOUND", "OK"]
+    assert await RetainedRecord.all().count() == 1
+    assert await Notification.filter(kind="membership.withdrawn").count() == 1
