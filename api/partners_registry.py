@@ -24,7 +24,7 @@ import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -227,6 +227,20 @@ def _check_fields(fields: Iterable[PersonalField], optional: Iterable[PersonalFi
     return f, o
 
 
+def _effective(now: datetime, requested: datetime | None) -> datetime:
+    """When an ADDED or widening change takes effect: 30 days on, or a later date asked for."""
+    earliest = now + timedelta(days=ANNOUNCE_DAYS)
+    if requested is None:
+        return earliest
+    if requested.tzinfo is None or requested.utcoffset() is None:
+        raise BadInput("effectiveAt needs an explicit UTC offset", field="effectiveAt")
+    if requested < earliest:
+        raise BadInput(f"a new partner or a widening takes effect no sooner than {ANNOUNCE_DAYS} "
+                       f"days after its announcement ({earliest.isoformat()})",
+                       field="effectiveAt")
+    return requested.astimezone(UTC)
+
+
 async def _notify(rt: Runtime, conn: BaseDBAsyncClient, partner_name: str,
                   kind: PartnerChangeKind, effective_at: datetime) -> None:
     words = {PartnerChangeKind.ADDED: "will start receiving data",
@@ -250,7 +264,8 @@ async def _create_change(conn: BaseDBAsyncClient, partner_id: str, kind: Partner
 
 async def announce(rt: Runtime, actor: str, *, name: str, kind: PartnerKind, purpose: str,
                    adapter: str, config: Any, fields: Iterable[PersonalField],
-                   optional_fields: Iterable[PersonalField]) -> ChangeResult:
+                   optional_fields: Iterable[PersonalField],
+                   effective_at: datetime | None = None) -> ChangeResult:
     name = (name or "").strip()
     if not name or len(name) > _NAME_MAX or any(ord(ch) < 32 for ch in name):
         raise BadInput(f"name must be 1 to {_NAME_MAX} printable characters", field="name")
@@ -264,7 +279,7 @@ async def announce(rt: Runtime, actor: str, *, name: str, kind: PartnerKind, pur
     f, o = _check_fields(fields, optional_fields, accepts, adapter)
     now = rt.now()
     partner_id = str(uuid.uuid4())
-    effective = now + timedelta(days=ANNOUNCE_DAYS)
+    effective = _effective(now, effective_at)
     try:
         async with in_transaction("default") as conn:
             partner = await Partner.create(
@@ -310,7 +325,9 @@ def _trim(change: PartnerChange, keep: frozenset[PersonalField],
 
 async def change_fields(rt: Runtime, actor: str, partner_id: str,
                         fields: Iterable[PersonalField],
-                        optional_fields: Iterable[PersonalField]) -> ChangeResult:
+                        optional_fields: Iterable[PersonalField],
+                        effective_at: datetime | None = None) -> ChangeResult:
+    """Widen (in force ``effective_at``, 30 days at the soonest) or narrow (at once)."""
     now = rt.now()
     async with in_transaction("default") as conn:
         partner = await _locked_partner(conn, partner_id)
@@ -325,8 +342,11 @@ async def change_fields(rt: Runtime, actor: str, partner_id: str,
         widening = bool(f - current.fields) or bool(o - reachable)
         changes = (await _changes_by_partner([pid], conn))[pid]
         if widening:
-            kind, effective = PartnerChangeKind.FIELDS_WIDENED, now + timedelta(days=ANNOUNCE_DAYS)
+            kind, effective = PartnerChangeKind.FIELDS_WIDENED, _effective(now, effective_at)
         else:
+            if effective_at is not None and effective_at != now:
+                raise BadInput("a narrowing takes effect at once: leave effectiveAt out",
+                               field="effectiveAt")
             kind, effective = PartnerChangeKind.FIELDS_NARROWED, now
             for pending in (c for c in changes if c.effective_at > now):
                 if _trim(pending, f, o):

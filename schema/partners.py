@@ -155,6 +155,7 @@ class PartnerInput:
     config: JSON | None = strawberry.field(default=None, description="Adapter settings; secrets in it are stored encrypted and never read back.")
     fields: list[PersonalField] = strawberry.field(description="Minimum fields the outsourced service needs (legal basis: contract).")
     optional_fields: list[PersonalField] = strawberry.field(description="Fields shared only for members who consented to this partner's purpose.")
+    effective_at: datetime | None = strawberry.field(default=None, description="When the partner takes effect: 30 days after the announcement (the default) or later; an earlier date is refused.")
 
 
 async def member_disclosures(info: Info, member_id: str) -> list[Disclosure]:
@@ -212,15 +213,20 @@ class Mutation:
         result = await partners_registry.announce(
             info.context.rt, _actor(info), name=input.name, kind=input.kind,
             purpose=input.purpose, adapter=input.adapter, config=input.config,
-            fields=input.fields, optional_fields=input.optional_fields)
+            fields=input.fields, optional_fields=input.optional_fields,
+            effective_at=input.effective_at)
         return PartnerChange.of(result.change, result.partner)
 
     @strawberry.mutation(permission_classes=[IsAdmin])
     async def change_partner_fields(self, info: Info, partner_id: strawberry.ID,
                                     fields: list[PersonalField],
-                                    optional_fields: list[PersonalField]) -> PartnerChange:
+                                    optional_fields: list[PersonalField],
+                                    effective_at: datetime | None = None) -> PartnerChange:
+        """A widening takes effect ``effectiveAt`` (30 days on at the soonest, the default);
+        a narrowing at once."""
         result = await partners_registry.change_fields(info.context.rt, _actor(info),
-                                                       str(partner_id), fields, optional_fields)
+                                                       str(partner_id), fields, optional_fields,
+                                                       effective_at)
         return PartnerChange.of(result.change, result.partner)
 
     @strawberry.mutation(permission_classes=[IsAdmin])

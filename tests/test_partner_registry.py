@@ -207,3 +207,39 @@ async def test_admin_operations_refuse_member_and_partner_tokens(gql, client, ad
         assert_forbidden(await gql(query, variables, token=member.token))
         assert_forbidden(await gql(query, variables, token=partner))
         assert error_code(await gql(query, variables)) == "UNAUTHENTICATED"
+
+
+async def test_effective_at_may_be_later_never_sooner(gql, admin, clock, tmp_path):
+    cfg = {"directory": str(tmp_path)}
+    soon = (clock.now() + timedelta(days=29, hours=23)).isoformat()
+    body = await gql(ANNOUNCE, {"input": _input(config=cfg, effectiveAt=soon)}, token=admin.token)
+    assert error_code(body) == "BAD_USER_INPUT" and "30 days" in body["errors"][0]["message"]
+    naive = (clock.now() + timedelta(days=40)).replace(tzinfo=None).isoformat()
+    body = await gql(ANNOUNCE, {"input": _input(config=cfg, effectiveAt=naive)}, token=admin.token)
+    assert error_code(body) == "BAD_USER_INPUT"
+    later = clock.now() + timedelta(days=45)
+    body = await gql(ANNOUNCE, {"input": _input(config=cfg, effectiveAt=later.isoformat())},
+                     token=admin.token)
+    change = body["data"]["announcePartner"]
+    assert _at(change["effectiveAt"]) == later
+    pid = change["partner"]["id"]
+    clock.advance(days=44)
+    assert (await gql(PUBLIC))["data"]["outsourcingPartners"][0]["status"] == "ANNOUNCED"
+    clock.advance(days=1)
+    assert (await gql(PUBLIC))["data"]["outsourcingPartners"][0]["status"] == "ACTIVE"
+
+    with_date = """mutation($id: ID!, $f: [PersonalField!]!, $o: [PersonalField!]!, $at: DateTime) {
+      changePartnerFields(partnerId: $id, fields: $f, optionalFields: $o, effectiveAt: $at) {
+        kind effectiveAt } }"""
+    early = (clock.now() + timedelta(days=10)).isoformat()
+    body = await gql(with_date, {"id": pid, "f": ["FULL_NAME", "ADDRESS", "EMAIL"], "o": [],
+                                 "at": early}, token=admin.token)
+    assert error_code(body) == "BAD_USER_INPUT"
+    body = await gql(with_date, {"id": pid, "f": ["FULL_NAME"], "o": [], "at": early},
+                     token=admin.token)
+    assert error_code(body) == "BAD_USER_INPUT"  # a narrowing takes effect at once
+    late = clock.now() + timedelta(days=60)
+    body = await gql(with_date, {"id": pid, "f": ["FULL_NAME", "ADDRESS", "EMAIL"], "o": [],
+                                 "at": late.isoformat()}, token=admin.token)
+    assert body["data"]["changePartnerFields"]["kind"] == "FIELDS_WIDENED"
+    assert _at(body["data"]["changePartnerFields"]["effectiveAt"]) == late
