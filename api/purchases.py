@@ -103,10 +103,11 @@ async def record_purchase(rt: Runtime, actor: str, member_id: str, *, amount: st
         await Purchase.create(id=purchase_id, member_id=mid, amount=amount, currency=currency,
                               reference_ct=key.encrypt(REFERENCE_LABEL, reference), at=now,
                               using_db=conn)
-        if first:
-            await Member.filter(id=mid).using_db(conn).update(has_purchase=True)
+        # Conditional: of two concurrent first purchases only one brings the member into scope.
+        became = first and bool(await Member.filter(id=mid, has_purchase=False).using_db(
+            conn).update(has_purchase=True))
         pushed = 0
-        if after is not None:
+        if became and after is not None:
             before = MemberFacts(mid, after.status, False, after.consents)
             pushed = await sharing.push_gains(rt, conn, member_id=mid, key=key, values=values,
                                               partners=partners, before=before, after=after)
