@@ -17,7 +17,9 @@ Transactions: ``recordPurchase`` enqueues in the purchase's own transaction (api
 the partner-change job enqueues in the transaction that marks the change applied. Profile and
 consent changes are committed by their owners before their ``after_*`` hooks run, so those
 events are written in a second transaction right after; the delivery-time grant check keeps a
-late or stale event from ever exceeding the grant.
+late or stale event from ever exceeding the grant, and the ``sharing_catch_up`` job sends
+``member.shared`` to any member granted now that a partner was never sent (a hook lost to a
+crash, a restriction lifted by an admin, a dormant member back).
 """
 
 from __future__ import annotations
@@ -32,19 +34,22 @@ from api import consent, delivery, members, outbox, partners_registry, profile
 from api.grants import Grant, MemberFacts, PartnerState, grant_for, member_facts
 from api.jobs import JOBS, job
 from api.members import MemberView, ProfileChange
-from api.models.enums import ConsentState, MemberStatus, PartnerChangeKind, PersonalField
+from api.models.enums import ConsentState, MemberStatus, OutboxStatus, PartnerChangeKind, PersonalField
 from api.models.member import Member
-from api.models.partner import PartnerChange
+from api.models.partner import OutboxEvent, PartnerChange
 from api.partner_refs import partner_ref
 from api.pull import candidates, granted_values
 from api.runtime import Runtime
 from api.security.envelope import DataKey
 
 __all__ = ["enqueue_grant", "push_gains", "on_profile_update", "on_consent_change",
-           "bring_changes_into_force", "delivery_grant", "in_force_partners"]
+           "bring_changes_into_force", "delivery_grant", "in_force_partners", "catch_up_member",
+           "catch_up", "CATCH_UP_EVERY"]
 
 log = logging.getLogger("consentry.sharing")
 _BATCH = 500
+CATCH_UP_EVERY = timedelta(minutes=10)
+_CAUGHT_UP = "sharing.caught_up_at"
 
 
 async def in_force_partners(rt: Runtime, at: datetime | None = None,
@@ -101,13 +106,19 @@ def _values_of(view: MemberView) -> dict[PersonalField, str | None]:
 
 async def on_profile_update(rt: Runtime, view: MemberView, change: ProfileChange) -> None:
     """``member.updated`` with the changed granted fields, to every partner granted them."""
-    if not change.changed or view.status != MemberStatus.ACTIVE:
-        return  # a restricted member's correction is told to partners by the rights capability
-    partners = await in_force_partners(rt)
-    if not partners:
+    if not change.changed:
         return
     member = await Member.get_or_none(id=view.id)
     if member is None:
+        return
+    if view.status != MemberStatus.ACTIVE:
+        # A correction: partners that had the member are told by the rights capability
+        # (member.correction); the ones it now enters the scope of get the full record.
+        if member.status == MemberStatus.ACTIVE:
+            await catch_up_member(rt, view.id)
+        return
+    partners = await in_force_partners(rt)
+    if not partners:
         return
     facts = (await member_facts([member], partners, rt.now()))[view.id]
     targets = [(p, g) for p in partners if (g := grant_for(p, facts)) and g.fields & change.changed]
@@ -158,6 +169,66 @@ async def delivery_grant(rt: Runtime, partner_id: str, member_id: str,
     facts = (await member_facts([member], [partner], at))[member_id]
     grant = grant_for(partner, facts)
     return None if grant is None else frozenset(f.graphql for f in grant.fields)
+
+
+# --- catching up members that entered a scope without an event --------------------------------
+
+async def _never_shared(partner_id: str, member_ids: list[str]) -> set[str]:
+    """Members this partner was never sent (nor is about to be sent) a ``member.shared``."""
+    if not member_ids:
+        return set()
+    sent = await OutboxEvent.filter(
+        partner_id=partner_id, member_id__in=member_ids, type="member.shared",
+        status__in=[OutboxStatus.PENDING, OutboxStatus.DELIVERED]).values_list("member_id",
+                                                                               flat=True)
+    return set(member_ids) - {str(m) for m in sent}
+
+
+async def catch_up_member(rt: Runtime, member_id: str) -> int:
+    """``member.shared`` to every partner that grants the member now but never had it (a
+    restriction lifted, a dormant member back); one transaction."""
+    partners = await in_force_partners(rt)
+    member = await Member.get_or_none(id=member_id)
+    if not partners or member is None:
+        return 0
+    facts = (await member_facts([member], partners, rt.now()))[member_id]
+    targets = [(p, g) for p in partners if (g := grant_for(p, facts))
+               and await _never_shared(p.id, [member_id])]
+    if not targets:
+        return 0
+    view = await members.get_view(rt, member_id)
+    key = await members.data_key(rt, member_id)
+    sent = 0
+    async with in_transaction("default") as conn:
+        for p, grant in targets:
+            if await enqueue_grant(rt, conn, partner=p, member_id=member_id, key=key,
+                                   values=_values_of(view), grant=grant, type="member.shared",
+                                   fields=grant.fields):
+                sent += 1
+    return sent
+
+
+async def _catch_up_partner(rt: Runtime, partner: PartnerState, now: datetime) -> int:
+    sent, cursor = 0, None
+    while True:
+        batch = await candidates(partner, cursor, _BATCH)
+        if not batch:
+            return sent
+        facts = await member_facts(batch, [partner], now)
+        granted = {mid: g for mid, f in facts.items() if (g := grant_for(partner, f))}
+        missing = await _never_shared(partner.id, sorted(granted))
+        values = await granted_values(rt, [m for m in batch if str(m.id) in missing],
+                                      {mid: granted[mid].fields for mid in missing})
+        if values:
+            async with in_transaction("default") as conn:
+                for mid, (key, vals) in values.items():
+                    if await enqueue_grant(rt, conn, partner=partner, member_id=mid, key=key,
+                                           values=vals, grant=granted[mid], type="member.shared",
+                                           fields=granted[mid].fields):
+                        sent += 1
+        if len(batch) < _BATCH:
+            return sent
+        cursor = str(batch[-1].id)
 
 
 # --- partner changes coming into force ------------------------------------------------------------
@@ -217,6 +288,26 @@ async def bring_changes_into_force(rt: Runtime) -> dict[str, int]:
             await PartnerChange.filter(id=change.id, applied_at=None).update(applied_at=now)
         applied += 1
     return {"applied": applied, "events": events}
+
+
+@job("sharing_catch_up")
+async def catch_up(rt: Runtime) -> dict[str, int] | str:
+    """The safety net behind the after-commit hooks: every member granted now whose partner
+    was never sent a ``member.shared`` gets one (a hook that never ran, a restriction lifted by
+    an admin, a dormant member back). A full scan, so a long-running worker does it at most
+    every ``CATCH_UP_EVERY``; each ``consentry jobs run`` process does it once."""
+    now = rt.now()
+    last = rt.extras.get(_CAUGHT_UP)
+    if last is not None and now - last < CATCH_UP_EVERY:
+        return "not due"
+    sent = 0
+    pending = set(await PartnerChange.filter(applied_at=None, effective_at__lte=now).values_list(
+        "partner_id", flat=True))
+    for partner in await in_force_partners(rt, now):
+        if partner.id not in {str(p) for p in pending}:  # partner_changes_in_force pushes those
+            sent += await _catch_up_partner(rt, partner, now)
+    rt.extras[_CAUGHT_UP] = now
+    return {"events": sent}
 
 
 # Deliveries run after the jobs that queue events, so one ``jobs run`` delivers what a change

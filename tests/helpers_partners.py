@@ -123,8 +123,9 @@ async def nodes(gql, token: str) -> list[dict[str, Any]]:
 
 
 async def run_jobs(rt: Runtime) -> dict[str, Any]:
-    """Bring partner changes into force, then deliver the outbox: the real jobs."""
-    return await run_all(rt, only=["partner_changes_in_force", "deliver_outbox"])
+    """Bring partner changes into force, catch up, then deliver the outbox: the real jobs."""
+    return await run_all(rt, only=["partner_changes_in_force", "sharing_catch_up",
+                                   "deliver_outbox"])
 
 
 def events(directory: Path, partner_name: str) -> list[dict[str, Any]]:

@@ -228,3 +228,41 @@ async def test_record_purchase_validates_and_accepts_partner_service_tokens(
     assert body["data"]["recordPurchase"]["amount"] == "12.50"
     assert body["data"]["recordPurchase"]["currency"] == "GBP"
     assert body["data"]["recordPurchase"]["reference"] == "INV-1"
+
+
+async def test_a_member_whose_restriction_is_lifted_enters_the_scope(gql, admin, member, rt,
+                                                                      clock, tmp_path):
+    await announce(gql, admin, directory=tmp_path, fields=["FULL_NAME", "ADDRESS"], optional=[])
+    clock.advance(days=30)
+    await gql("mutation { reportInaccuracy(fields: [ADDRESS]) { id } }", token=member.token)
+    await purchase(gql, admin, member.id)  # restricted: shared with nobody yet
+    await run_jobs(rt)
+    assert events(tmp_path, "ShipFast") == []
+    await gql(PROFILE, {"i": {"address": "7 Clinic Road, Leeds"}}, token=member.token)
+    await run_jobs(rt)
+    (event,) = events(tmp_path, "ShipFast")
+    assert (event["type"], _member_part(event)) == (
+        "member.shared", {"fullName": "Alice Example", "address": "7 Clinic Road, Leeds"})
+
+
+async def test_catch_up_job_sends_what_no_hook_did(gql, admin, member, rt, clock, tmp_path):
+    await announce(gql, admin, directory=tmp_path, fields=["FULL_NAME"], optional=[])
+    clock.advance(days=30)
+    body = await gql("mutation { reportInaccuracy(fields: [ADDRESS]) { id } }",
+                     token=member.token)
+    request_id = body["data"]["reportInaccuracy"]["id"]
+    await purchase(gql, admin, member.id)
+    await run_jobs(rt)
+    # An admin rejects the report: the restriction ends without any profile edit (no hook).
+    body = await gql("mutation($id: ID!) { resolveDataRequest(id: $id, status: REJECTED) "
+                     "{ status } }", {"id": request_id}, token=admin.token)
+    assert "errors" not in body, body
+    await run_jobs(rt)
+    assert events(tmp_path, "ShipFast") == []  # the full scan runs every 10 minutes at most
+    clock.advance(minutes=10)
+    result = await run_jobs(rt)
+    assert result["sharing_catch_up"] == {"events": 1}
+    (event,) = events(tmp_path, "ShipFast")
+    assert (event["type"], _member_part(event)) == ("member.shared", {"fullName": "Alice Example"})
+    clock.advance(minutes=10)
+    assert (await run_jobs(rt))["sharing_catch_up"] == {"events": 0}
