@@ -2,32 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
-from pathlib import Path
-
-from tortoise import connections
-
 from api import audit
 from api.audit import verify_chain
 from api.models.audit import AuditEntry
-from tests.conftest import error_code, register_member
+from tests.conftest import PASSWORD, error_code
+from tests.helpers_consent import cli_store, raw_sql, run_cli
 
 TRAIL = """query($first: Int, $after: String) {
   auditTrail(first: $first, after: $after) {
     edges { cursor node { seq at actor action subject hash } }
     pageInfo { hasNextPage endCursor } } }"""
-ROOT = Path(__file__).resolve().parent.parent
 
 
 async def _sql(sql: str, *values: object) -> None:
-    """Tamper the way an intruder with database access would: raw SQL, no application code."""
-    conn = connections.get("default")
-    if conn.capabilities.dialect != "postgres":
-        for n in range(len(values), 0, -1):
-            sql = sql.replace(f"${n}", "?")
-    await conn.execute_query(sql, list(values))
+    await raw_sql(None, sql, *values)
 
 
 async def _chain(rt, n: int) -> None:
@@ -83,25 +71,18 @@ async def test_verify_catches_swapped_entries(rt):
     assert (checked, broken.seq) == (1, 2)
 
 
-async def _cli(rt, *args: str) -> tuple[int, str, str]:
-    s = rt.settings
-    env = {**os.environ, "CONSENTRY_DATA_DIR": str(s.data_dir),
-           "CONSENTRY_DATABASE_URL": s.main_url, "CONSENTRY_VAULT_DATABASE_URL": s.vault_url}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "api.cli", *args, cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await proc.communicate()
-    return proc.returncode, out.decode(), err.decode()
-
-
-async def test_cli_audit_verify_exits_1_naming_the_bad_entry(rt, gql):
-    # Real writes through the API make the entries; the CLI runs against the same database.
-    for user in ("carol", "dave", "erin"):
-        await register_member(gql, user)
-    code, out, _ = await _cli(rt, "audit", "verify")
+async def test_cli_audit_verify_exits_1_naming_the_bad_entry(rt, tmp_path):
+    """End to end with the real CLI: entries written by ``consentry admin create``."""
+    store = cli_store(rt, tmp_path)
+    assert (await run_cli(store, "migrate"))[0] == 0
+    for user in ("ops-one", "ops-two", "ops-three"):
+        code, out, err = await run_cli(store, "admin", "create", "--user-id", user, "--email",
+                                       f"{user}@clinic.example", stdin=PASSWORD + "\n")
+        assert code == 0 and out.startswith("otpauth://"), err
+    code, out, _ = await run_cli(store, "audit", "verify")
     assert code == 0 and "3 entries" in out
-    await _sql("UPDATE audit_entries SET action = $1 WHERE seq = $2", "member.nothing", 2)
-    code, _, err = await _cli(rt, "audit", "verify")
+    await raw_sql(store, "UPDATE audit_entries SET action = $1 WHERE seq = $2", "admin.nothing", 2)
+    code, out, err = await run_cli(store, "audit", "verify")
     assert code == 1
     assert "at entry 2:" in err
 

@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from datetime import timedelta
-from pathlib import Path
 
 from api.jobs import run_all
 from api.models.audit import AuditEntry
 from api.models.consent import PolicyVersion
 from api.models.rights import Notification
 from tests.conftest import error_code
-from tests.helpers_consent import fresh_token
+from tests.helpers_consent import cli_store, fresh_token, run_cli
 
 POLICY = "{ policy { version text effectiveAt next { version effectiveAt next { version } } } }"
 ANNOUNCE = """mutation($v: String!, $t: String!, $at: DateTime!) {
   announcePolicy(version: $v, text: $t, effectiveAt: $at) { version text effectiveAt } }"""
 GIVE = """mutation($p: String!, $v: String!) {
   giveConsent(purpose: $p, policyVersion: $v) { state policyVersion } }"""
-ROOT = Path(__file__).resolve().parent.parent
-
-
 def iso(dt) -> str:
     return dt.isoformat()
 
@@ -138,28 +131,34 @@ async def test_announce_needs_an_admin(gql, member, clock):
     assert await PolicyVersion.filter(version="2.0").count() == 0
 
 
-async def _jobs_run(rt, now) -> dict:
-    s = rt.settings
-    env = {**os.environ, "CONSENTRY_DATA_DIR": str(s.data_dir),
-           "CONSENTRY_DATABASE_URL": s.main_url, "CONSENTRY_VAULT_DATABASE_URL": s.vault_url,
-           "CONSENTRY_NOW": now.isoformat()}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "api.cli", "jobs", "run", "--only", "policy_in_force",
-        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await proc.communicate()
-    assert proc.returncode == 0, err.decode()
-    return json.loads(out.decode().strip().splitlines()[-1])
+_ANNOUNCE_PY = """
+import asyncio, sys
+from datetime import datetime
+from api import policy
+from api.cli import _runtime, _with_db
+rt = _runtime()
+async def go():
+    await policy.announce(rt, "test", "2.0", "Version two", datetime.fromisoformat(sys.argv[1]))
+    return 0
+asyncio.run(_with_db(rt, go))
+"""
 
 
-async def test_consentry_jobs_run_records_the_change(gql, admin, clock, rt):
-    """End to end: the real CLI, its clock pinned by CONSENTRY_NOW, on the same database.
-
-    Results are read from the CLI's own output (a second run proves it was recorded once):
-    the test process's connection is not the thing under test here.
-    """
+async def test_consentry_jobs_run_records_the_change(rt, clock, tmp_path):
+    """End to end: the real CLI with its clock pinned by CONSENTRY_NOW; results read from the
+    CLI's own output (not before its time, once on time, not again)."""
+    store = cli_store(rt, tmp_path)
+    assert (await run_cli(store, "migrate"))[0] == 0
     effective = clock.now() + timedelta(days=30)
-    await gql(ANNOUNCE, {"v": "2.0", "t": "Version two", "at": iso(effective)},
-              token=admin.token)
-    assert await _jobs_run(rt, effective - timedelta(minutes=1)) == {"policy_in_force": 0}
-    assert await _jobs_run(rt, effective + timedelta(minutes=5)) == {"policy_in_force": 1}
-    assert await _jobs_run(rt, effective + timedelta(minutes=6)) == {"policy_in_force": 0}
+    code, _, err = await run_cli(store, now=clock.now(), python=_ANNOUNCE_PY.replace(
+        "sys.argv[1]", repr(effective.isoformat())))
+    assert code == 0, err
+
+    async def jobs_run(at) -> dict:
+        code, out, err = await run_cli(store, "jobs", "run", "--only", "policy_in_force", now=at)
+        assert code == 0, err
+        return json.loads(out.strip().splitlines()[-1])
+
+    assert await jobs_run(effective - timedelta(minutes=1)) == {"policy_in_force": 0}
+    assert await jobs_run(effective + timedelta(minutes=5)) == {"policy_in_force": 1}
+    assert await jobs_run(effective + timedelta(minutes=6)) == {"policy_in_force": 0}
