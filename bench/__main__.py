@@ -42,6 +42,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _target(name: str, path: str, body: dict[str, Any] | None = None,
+            token: str = "") -> dict[str, Any]:
+    return {"name": name, "path": path, "method": "POST" if body is not None else "GET",
+            "body": body, "headers": {"authorization": f"Bearer {token}"} if token else {}}
+
+
 def _gql(query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"query": query, "variables": variables or {}}
 
@@ -110,30 +116,36 @@ class Bench:
                 self.server.kill()
 
     # -- load ----------------------------------------------------------------------------
-    def load(self, path: str, *, body: dict[str, Any] | None = None, token: str = "",
-             requests: int | None = None, concurrency: int | None = None) -> dict[str, Any]:
+    def measure(self, targets: list[dict[str, Any]], *, requests: int | None = None,
+                concurrency: int | None = None) -> dict[str, dict[str, Any]]:
+        """One load process, targets measured in interleaved rounds (see bench/load.py)."""
         a = self.args
-        job = {"host": "127.0.0.1", "port": self.port, "path": path,
-               "method": "POST" if body is not None else "GET", "body": body,
-               "headers": {"authorization": f"Bearer {token}"} if token else {},
+        job = {"host": "127.0.0.1", "port": self.port, "targets": targets,
                "concurrency": concurrency or a.concurrency,
                "requests": requests or a.requests, "seconds": a.seconds,
-               "warmup": a.warmup, "warmup_seconds": min(a.seconds, 5.0)}
+               "rounds": a.rounds if len(targets) > 1 else 1,
+               "warmup": a.warmup, "warmup_seconds": min(a.seconds, 3.0)}
         out = subprocess.run([sys.executable, "-m", "bench.load"], input=json.dumps(job),
                              capture_output=True, text=True, env=self.env, cwd=ROOT, check=False)
         if out.returncode != 0:
             raise RuntimeError(f"load generator failed: {out.stderr[-2000:]}")
-        result = json.loads(out.stdout)
-        if result["errors"] or result["first_status"] != 200:
-            self.results["notes"].append(f"{path}: {result['errors']} bad responses; first: "
-                                         f"{result['sample'][:200]}")
-        return result
+        results = json.loads(out.stdout)
+        for name, r in results.items():
+            if r["errors"] or r["first_status"] != 200:
+                self.results["notes"].append(f"{name}: {r['errors']} bad responses; first: "
+                                             f"{r['sample'][:200]}")
+        return results
 
-    def compare(self, name: str, reference: dict[str, Any], targets: dict[str, dict[str, Any]],
-                goal: float | None = None) -> None:
-        rows = {"reference": reference, **targets}
-        for r in targets.values():
-            r["ratio"] = round(r["rps"] / reference["rps"], 3) if reference["rps"] else 0.0
+    def load(self, path: str, *, body: dict[str, Any] | None = None, token: str = "",
+             requests: int | None = None, concurrency: int | None = None) -> dict[str, Any]:
+        return self.measure([_target(path, path, body, token)], requests=requests,
+                            concurrency=concurrency)[path]
+
+    def compare(self, name: str, rows: dict[str, dict[str, Any]], goal: float | None = None) -> None:
+        reference = rows["reference"]
+        for key, r in rows.items():
+            if key != "reference":
+                r["ratio"] = round(r["rps"] / reference["rps"], 3) if reference["rps"] else 0.0
         self.results["scenarios"][name] = {"goal_ratio": goal, "rows": rows}
         print(f"\n== {name}" + (f" (goal: ratio >= {goal})" if goal else ""))
         print(f"{'served as':<36}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'ratio':>8}{'errors':>8}")
@@ -143,32 +155,31 @@ class Bench:
                   f"{ratio:>8}{r['errors']:>8}", flush=True)
 
     # -- scenarios -----------------------------------------------------------------------
-    def scenario_me(self, seeded: Any) -> None:
-        t = seeded.member_token
-        ref = self.load(f"/plain/me?id={seeded.member_id}")
-        targets = {"graphql (app)": self.load("/graphql", body=_gql(ME), token=t)}
+    def graphql_targets(self, reference: dict[str, Any], body: dict[str, Any],
+                        token: str) -> list[dict[str, Any]]:
+        """The reference, the app, and (full runs) the same request with levers switched off:
+        the app's strawberry view without the fast path, and stock strawberry."""
+        targets = [reference, _target("graphql (app)", "/graphql", body, token)]
         if not self.args.smoke:
-            targets.update(self.variants(_gql(ME), t))
-        self.compare("me vs plain JSON", ref, targets, goal=0.6)
+            targets += [_target("strawberry + caches (no fast path)", "/variant/cached/graphql",
+                                body, token),
+                        _target("stock strawberry", "/variant/strawberry/graphql", body, token)]
+        return targets
 
-    def variants(self, body: dict[str, Any], token: str) -> dict[str, dict[str, Any]]:
-        return {"strawberry + caches (no fast path)": self.load("/variant/cached/graphql",
-                                                                 body=body, token=token),
-                "stock strawberry": self.load("/variant/strawberry/graphql", body=body,
-                                              token=token)}
+    def scenario_me(self, seeded: Any) -> None:
+        ref = _target("reference", f"/plain/me?id={seeded.member_id}")
+        rows = self.measure(self.graphql_targets(ref, _gql(ME), seeded.member_token))
+        self.compare("me vs plain JSON", rows, goal=0.6)
 
     def scenario_hello(self) -> None:
-        ref = self.load("/plain/hello")
-        self.compare("bare endpoint (floor of the stack)", ref, {})
+        self.compare("bare endpoint (floor of the stack)",
+                     self.measure([_target("reference", "/plain/hello")]))
 
     def scenario_members_page(self, seeded: Any) -> None:
-        t = seeded.admin_token
+        ref = _target("reference", "/plain/members?first=100")
         body = _gql(MEMBERS_PAGE, {"first": 100})
-        targets = {"graphql (app)": self.load("/graphql", body=body, token=t)}
-        if not self.args.smoke:
-            targets.update(self.variants(body, t))
-        ref = self.load("/plain/members?first=100")
-        self.compare("members(first:100) (admin) vs plain JSON", ref, targets)
+        rows = self.measure(self.graphql_targets(ref, body, seeded.admin_token))
+        self.compare("members(first:100) (admin) vs plain JSON", rows)
 
     def partner_token(self, seeded: Any) -> str:
         """A partner token from the real /oauth/token endpoint (client credentials grant)."""
@@ -184,12 +195,9 @@ class Bench:
 
     def scenario_shared(self, seeded: Any) -> None:
         t = self.partner_token(seeded)
-        body = _gql(SHARED, {"first": 100})
-        ref = self.load("/plain/shared?first=100", token=t)
-        targets = {"graphql (app)": self.load("/graphql", body=body, token=t)}
-        if not self.args.smoke:
-            targets.update(self.variants(body, t))
-        self.compare("sharedMembers(first:100) vs plain JSON", ref, targets, goal=0.3)
+        ref = _target("reference", "/plain/shared?first=100", None, t)
+        rows = self.measure(self.graphql_targets(ref, _gql(SHARED, {"first": 100}), t))
+        self.compare("sharedMembers(first:100) vs plain JSON", rows, goal=0.3)
 
     def scenario_outbox(self) -> None:
         """Events/s from the delivery job to a signature-checking webhook receiver process
@@ -334,15 +342,18 @@ class Bench:
         rows: dict[str, Any] = {}
         for label, extra in configs:
             with self.served(*extra):
-                rows[label] = {"me": self.load("/graphql", body=_gql(ME), token=seeded.member_token),
-                               "plain": self.load(f"/plain/me?id={seeded.member_id}")}
+                rows[label] = self.measure([
+                    _target("me", "/graphql", _gql(ME), seeded.member_token),
+                    _target("plain", f"/plain/me?id={seeded.member_id}")])
+                rows[label]["ratio"] = round(rows[label]["me"]["rps"] / rows[label]["plain"]["rps"], 3)
         self.results["scenarios"]["server levers"] = rows
-        print("\n== server levers (`me` through the app, and its plain reference)")
-        print(f"{'server':<42}{'me req/s':>10}{'p50':>8}{'p99':>8}{'plain req/s':>13}{'p99':>8}")
+        print("\n== server levers (`me` through the app vs its plain reference, same server)")
+        print(f"{'server':<42}{'me req/s':>10}{'p50':>8}{'p99':>8}{'plain req/s':>13}{'p99':>8}"
+              f"{'ratio':>7}")
         for label, r in rows.items():
             print(f"{label:<42}{r['me']['rps']:>10.0f}{r['me']['p50_ms']:>8.2f}"
-                  f"{r['me']['p99_ms']:>8.2f}{r['plain']['rps']:>13.0f}{r['plain']['p99_ms']:>8.2f}",
-                  flush=True)
+                  f"{r['me']['p99_ms']:>8.2f}{r['plain']['rps']:>13.0f}{r['plain']['p99_ms']:>8.2f}"
+                  f"{r['ratio']:>7.2f}", flush=True)
 
     # -- main ----------------------------------------------------------------------------
     async def seed(self) -> Any:
@@ -419,10 +430,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--requests", type=int, default=30_000)
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--warmup", type=int, default=500)
+    p.add_argument("--rounds", type=int, default=5,
+                   help="interleaved slices per target (background load hits all alike)")
     p.add_argument("--list-size", type=int, default=150)
     args = p.parse_args(argv)
     if args.smoke:
         args.requests, args.seconds, args.warmup, args.concurrency = 200, 2.0, 20, 4
+        args.rounds = 2
     args.use_pg = args.pg is not None or args.scale
     if args.use_pg and args.pg is None:
         args.pg = PG_DEFAULT

@@ -2,8 +2,8 @@
 
 Raw asyncio protocol + httptools (uvicorn's parser) instead of aiohttp: on a 2-core machine the
 client shares the CPU with the server, and a client costing 3-4x less per request distorts the
-reference less. Bounded by request count AND by time. Reads one JSON job on stdin, prints one
-JSON result on stdout.
+reference less. Bounded by request count AND by time. Reads one JSON job on stdin (several targets, measured
+interleaved), prints one JSON result per target on stdout.
 """
 
 from __future__ import annotations
@@ -52,12 +52,12 @@ class _Conn(asyncio.Protocol):
         return await self.waiter
 
 
-def _raw_request(job: dict[str, Any]) -> bytes:
-    body = job.get("body")
+def _raw_request(host: str, t: dict[str, Any]) -> bytes:
+    body = t.get("body")
     data = json.dumps(body).encode() if body is not None else b""
-    lines = [f"{job.get('method', 'GET')} {job['path']} HTTP/1.1", f"host: {job['host']}",
+    lines = [f"{t.get('method', 'GET')} {t['path']} HTTP/1.1", f"host: {host}",
              "connection: keep-alive"]
-    for name, value in (job.get("headers") or {}).items():
+    for name, value in (t.get("headers") or {}).items():
         lines.append(f"{name}: {value}")
     if body is not None:
         lines += ["content-type: application/json", f"content-length: {len(data)}"]
@@ -70,53 +70,73 @@ def _pct(sorted_values: list[float], p: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(p * len(sorted_values)))]
 
 
+class _Target:
+    def __init__(self, host: str, spec: dict[str, Any]) -> None:
+        self.name = spec["name"]
+        self.raw = _raw_request(host, spec)
+        self.errors_ok = spec.get("errors_ok", False)
+        self.latencies: list[float] = []
+        self.errors = 0
+        self.elapsed = 0.0
+        self.first: tuple[int, bytes] | None = None
+
+
 async def run(job: dict[str, Any]) -> dict[str, Any]:
+    """Targets are measured in interleaved slices (round-robin), so background load on a shared
+    machine hits the app and its reference alike and the ratio stays meaningful."""
     loop = asyncio.get_running_loop()
-    raw = _raw_request(job)
+    targets = [_Target(job["host"], t) for t in job["targets"]]
     conns: list[_Conn] = []
     for _ in range(job["concurrency"]):
         _, proto = await loop.create_connection(_Conn, job["host"], job["port"])
         conns.append(proto)
-    first = await conns[0].request(raw)
-    sample = first[1][:400].decode(errors="replace")
+    for t in targets:
+        t.first = await conns[0].request(t.raw)
 
-    async def phase(total: int, seconds: float) -> tuple[list[float], int, float]:
-        latencies: list[float] = []
-        errors = 0
+    async def phase(t: _Target, total: int, seconds: float, record: bool) -> None:
         issued = 0
         start = time.perf_counter()
         deadline = start + seconds
 
         async def worker(conn: _Conn) -> None:
-            nonlocal issued, errors
+            nonlocal issued
             while issued < total and time.perf_counter() < deadline:
                 issued += 1
                 t0 = time.perf_counter()
-                status, body = await conn.request(raw)
-                latencies.append(time.perf_counter() - t0)
-                if status != 200 or (b'"errors"' in body and not job.get("errors_ok")):
-                    errors += 1
+                status, body = await conn.request(t.raw)
+                if record:
+                    t.latencies.append(time.perf_counter() - t0)
+                    if status != 200 or (b'"errors"' in body and not t.errors_ok):
+                        t.errors += 1
 
         await asyncio.gather(*(worker(c) for c in conns))
-        return latencies, errors, time.perf_counter() - start
+        if record:
+            t.elapsed += time.perf_counter() - start
 
-    if job.get("warmup", 0):
-        await phase(job["warmup"], job.get("warmup_seconds", 5.0))
-    latencies, errors, elapsed = await phase(job["requests"], job["seconds"])
+    for t in targets:
+        await phase(t, job.get("warmup", 0), job.get("warmup_seconds", 3.0), False)
+    rounds = max(1, job.get("rounds", 1))
+    for _ in range(rounds):
+        for t in targets:
+            await phase(t, max(1, job["requests"] // rounds), job["seconds"] / rounds, True)
     for c in conns:
         if c.transport is not None:
             c.transport.close()
-    latencies.sort()
-    n = len(latencies)
-    return {
-        "requests": n, "errors": errors, "seconds": round(elapsed, 3),
-        "rps": round(n / elapsed, 1) if elapsed else 0.0,
-        "p50_ms": round(_pct(latencies, 0.50) * 1000, 3),
-        "p90_ms": round(_pct(latencies, 0.90) * 1000, 3),
-        "p99_ms": round(_pct(latencies, 0.99) * 1000, 3),
-        "max_ms": round((latencies[-1] if latencies else 0) * 1000, 3),
-        "first_status": first[0], "sample": sample,
-    }
+    out = {}
+    for t in targets:
+        lat = sorted(t.latencies)
+        n = len(lat)
+        assert t.first is not None
+        out[t.name] = {
+            "requests": n, "errors": t.errors, "seconds": round(t.elapsed, 3),
+            "rps": round(n / t.elapsed, 1) if t.elapsed else 0.0,
+            "p50_ms": round(_pct(lat, 0.50) * 1000, 3),
+            "p90_ms": round(_pct(lat, 0.90) * 1000, 3),
+            "p99_ms": round(_pct(lat, 0.99) * 1000, 3),
+            "max_ms": round((lat[-1] if lat else 0) * 1000, 3),
+            "first_status": t.first[0], "sample": t.first[1][:400].decode(errors="replace"),
+        }
+    return out
 
 
 def main() -> int:
