@@ -219,3 +219,14 @@ async def test_concurrent_gives_record_one_event(gql, member):
     assert all("errors" not in b for b in bodies), bodies
     assert await ConsentEvent.filter(member_id=member.id, purpose="marketing").count() == 1
     assert len({b["data"]["giveConsent"]["receipt"] for b in bodies}) == 1
+
+
+async def test_admin_sees_a_members_current_consents(gql, member, admin, clock):
+    await gql(GIVE, {"p": "marketing", "v": "1.0"}, token=member.token)
+    await gql(GIVE, {"p": "research", "v": "1.0"}, token=member.token)
+    clock.advance(minutes=1)
+    await gql(WITHDRAW, {"p": "marketing"}, token=member.token)
+    body = await gql("query($id: ID!) { member(id: $id) { consents { purpose state } } }",
+                     {"id": member.id}, token=admin.token)
+    assert body["data"]["member"]["consents"] == [
+        {"purpose": "marketing", "state": "WITHDRAWN"}, {"purpose": "research", "state": "GIVEN"}]
