@@ -110,7 +110,7 @@ class _Run:
     grants: dict[tuple[str, str], asyncio.Task[frozenset[str] | None]] = field(default_factory=dict)
 
     async def grant(self, partner_id: str, member_id: str) -> frozenset[str] | None:
-        """The grant re-check, once per partner and member within a run."""
+        """The grant re-check, once per partner and member within a batch."""
         key = (partner_id, member_id)
         if key not in self.grants:
             self.grants[key] = asyncio.ensure_future(
@@ -129,7 +129,7 @@ class _Run:
                 self.adapters[pid] = self._build(partner)
         built = self.adapters[pid]
         if isinstance(built, _Unavailable):
-            raise built
+            raise _Unavailable(str(built))
         return built
 
     def _build(self, partner: Partner) -> PartnerAdapter | _Unavailable:
@@ -327,7 +327,8 @@ async def deliver_due(rt: Runtime, batch: int = 100, limit: int | None = None, *
             stats["claimed"] += len(rows)
             run.keys.update(await _load_keys(rt, rows))
             outcomes = await asyncio.gather(*(one(r) for r in rows))
-            run.grants.clear()  # grants are re-read for every batch
+            run.grants.clear()  # grants and partner rows are re-read for every batch
+            run.partners.clear()
             for kind, n in (await _record(rt, list(outcomes), max_attempts)).items():
                 stats[kind] += n
     finally:
