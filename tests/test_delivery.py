@@ -334,3 +334,11 @@ async def test_two_worker_processes_never_deliver_the_same_event_twice(rt, membe
     assert codes == [0, 0]
     assert set(receiver.deliveries) == ids
     assert max(receiver.deliveries.values()) == 1
+
+
+def test_attempt_log_keeps_only_messages_known_to_be_safe() -> None:
+    from partners.base import DeliveryError
+
+    assert delivery._safe_error(ValueError("Alice Example, 1 Clinic Road")) == "adapter raised ValueError"
+    assert delivery._safe_error(DeliveryError("receiver answered HTTP 500")) == "receiver answered HTTP 500"
+    assert len(delivery._safe_error(DeliveryError("x" * 1000))) == 255
