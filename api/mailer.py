@@ -14,6 +14,7 @@ Errors are logged by class only.
 from __future__ import annotations
 
 import logging
+import ssl
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -80,10 +81,15 @@ def _message(rt: Runtime, row: Notification, to: str) -> EmailMessage:
 
 async def _deliver(rt: Runtime, msg: EmailMessage) -> None:
     s = rt.settings
+    if s.smtp_tls not in ("none", "starttls", "tls"):
+        raise ValueError("smtp_tls must be none, starttls or tls")
+    # Certificates are always verified; a private relay's CA can be added with smtp_ca_file.
+    context = ssl.create_default_context(cafile=s.smtp_ca_file or None)
     await aiosmtplib.send(
         msg, hostname=s.smtp_host, port=s.smtp_port,
         username=s.smtp_user or None, password=s.smtp_password or None,
-        use_tls=s.smtp_tls == "tls", start_tls=True if s.smtp_tls == "starttls" else False,
+        use_tls=s.smtp_tls == "tls", start_tls=s.smtp_tls == "starttls",
+        tls_context=context if s.smtp_tls != "none" else None,
         timeout=s.mail_timeout_seconds)
 
 

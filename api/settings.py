@@ -64,6 +64,7 @@ class Settings:
     dormant_retention_days: int = 5 * 365
     mail_max_attempts: int = 8
     mail_timeout_seconds: float = 30.0
+    smtp_ca_file: str = ""  # extra CA bundle to trust for SMTP TLS (private relays); "" = system
 
     @property
     def production(self) -> bool:
@@ -109,6 +110,7 @@ class Settings:
             mail_from=_env("MAIL_FROM", "privacy@consentry.invalid"),
             dormant_retention_days=_int("DORMANT_RETENTION_DAYS", 5 * 365),
             mail_max_attempts=_int("MAIL_MAX_ATTEMPTS", 8),
+            smtp_ca_file=_env("SMTP_CA_FILE", ""),
         )
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ssl
 from datetime import timedelta
 
 import pytest
@@ -137,3 +138,56 @@ async def test_mail_to_a_dormant_member_is_held_until_they_return(gql, mail_rt, 
     assert (await send_pending(mail_rt))["SENT"] == 1
     assert [m["Subject"] for m in smtp.to("alice@example.org")] == [
         "Your account will become dormant", "A new policy"]
+
+
+def _self_signed(directory) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 and its key, as PEM files (the test relay's own CA)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "relay.pem", directory / "relay.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+async def test_starttls_is_used_and_the_certificate_verified(rt, member, tmp_path):
+    cert, key = _self_signed(tmp_path)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    handler = _Collect()
+    port = _free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port, tls_context=server_ctx,
+                            require_starttls=True)
+    controller.start()
+    try:
+        rt.settings = dataclasses.replace(rt.settings, smtp_host="127.0.0.1", smtp_port=port,
+                                          smtp_tls="starttls", mail_timeout_seconds=5)
+        note = await _note(rt, member.id)
+        # Without trusting the relay's certificate nothing is sent.
+        assert (await send_pending(rt))["retry"] == 1
+        assert (await Notification.get(id=note)).last_error
+        rt.settings = dataclasses.replace(rt.settings, smtp_ca_file=cert)
+        await Notification.filter(id=note).update(next_attempt_at=rt.now())
+        assert (await send_pending(rt))["SENT"] == 1
+    finally:
+        controller.stop()
+    assert [m["To"] for m in handler.messages] == ["alice@example.org"]
