@@ -77,9 +77,15 @@ async def test_restriction_blocks_pull_and_push_until_corrected(gql, rt, clock, 
     assert [n["fullName"] for n in await _shared(gql, token_a)] == ["Alice Example"]
 
     member_token = await fresh_token(gql, "alice")
+    # An address change queued for A just before the report...
+    body = await gql("""mutation { updateProfile(input: {address: "2 New Street, Leeds"}) {
+        status } }""", token=member_token)
+    assert await OutboxEvent.filter(type="member.updated", partner_id=a).count() == 1
     body = await gql(REPORT, {"f": ["FULL_NAME"]}, token=member_token)
     request_id = body["data"]["reportInaccuracy"]["id"]
-    # Pull: nothing while restricted.
+    # ...is not delivered while restricted; pull returns nothing either.
+    await _deliver(rt)
+    assert [e.type for e in RecordingAdapter.events(f"a-{tag}")] == ["member.shared"]
     assert await _shared(gql, token_a) == []
     # Push: editing another shared field sends nothing while restricted.
     before = await OutboxEvent.all().count()
