@@ -21,7 +21,17 @@ from datetime import datetime, timedelta
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from api import audit, disclosures, grants, members, notifications, outbox, partners_registry, profile
+from api import (
+    audit,
+    disclosures,
+    grants,
+    members,
+    notifications,
+    outbox,
+    partners_registry,
+    profile,
+    sharing,
+)
 from api.errors import BadInput, Conflict, NotFound
 from api.members import MemberView, ProfileChange
 from api.models.audit import AuditEntry
@@ -34,7 +44,8 @@ from api.runtime import Runtime
 from api.security.envelope import DataKey
 
 __all__ = ["DUE_DAYS", "RequestView", "open_request", "member_requests", "list_requests",
-           "report_inaccuracy", "resolve", "request_erasure", "note_label", "get_request"]
+           "report_inaccuracy", "resolve", "request_erasure", "note_label", "get_request",
+           "read_notes"]
 
 DUE_DAYS = 30
 MAX_NOTE = 2000
@@ -229,7 +240,23 @@ async def _complete_correction(rt: Runtime, row: DataRequest, actor: str,
         await audit.record(rt, actor, f"data_request.{status.value.lower()}", str(row.id),
                            {"member": member_id, "partners": sent, "restricted": still_open},
                            using=conn)
+    if not still_open:
+        await _catch_up(rt, member_id, row)
     return True
+
+
+async def _catch_up(rt: Runtime, member_id: str, row: DataRequest) -> None:
+    """Edits made while restricted were shared with nobody: once the restriction is lifted,
+    partners granted those fields get the usual ``member.updated`` (reported fields excepted:
+    they went out as corrections)."""
+    missed = await _corrected_since(member_id, row.received_at) - set(row.fields_ or [])
+    if not missed:
+        return
+    view = await members.get_view(rt, member_id)
+    if view.status != MemberStatus.ACTIVE:
+        return
+    changed = frozenset(PersonalField(f) for f in missed)
+    await sharing.on_profile_update(rt, view, ProfileChange(member_id, changed))
 
 
 async def _after_profile_update(rt: Runtime, view: MemberView, change: ProfileChange) -> None:

@@ -63,7 +63,7 @@ async def test_report_refuses_bad_input(gql, member):
 async def test_restriction_blocks_pull_and_push_until_corrected(gql, rt, clock, member):
     tag = uuid.uuid4().hex
     a = await announce(rt, f"Parcel {tag}", ["FULL_NAME", "ADDRESS"], f"a-{tag}")
-    b = await announce(rt, f"Mailer {tag}", ["EMAIL"], f"b-{tag}")
+    await announce(rt, f"Mailer {tag}", ["EMAIL"], f"b-{tag}")
     clock.advance(days=31)
     await purchases.record_purchase(rt, "admin:test", member.id, amount="10.00",
                                     currency="EUR", reference="INV-1")
@@ -108,9 +108,14 @@ async def test_restriction_blocks_pull_and_push_until_corrected(gql, rt, clock, 
     assert event.to_dict()["member"]["fullName"] == "Alice Exampel-Smith"
     assert not [e for e in RecordingAdapter.events(f"c-{tag}") if e.type == "member.correction"]
     assert await Notification.filter(member_id=member.id, kind="correction.completed").count() == 1
+    # The email edited while restricted reaches B now that the restriction is lifted.
+    await _deliver(rt)
+    [update] = [e.to_dict() for e in RecordingAdapter.events(f"b-{tag}")
+                if e.type == "member.updated"]
+    assert update["member"]["email"] == "alice.new@example.org"
     # Pull works again, with the corrected value.
     assert [n["fullName"] for n in await _shared(gql, token_a)] == ["Alice Exampel-Smith"]
-    del b, c
+    del c
 
 
 async def test_correction_over_two_edits_completes_when_every_field_changed(gql, member):
