@@ -30,7 +30,7 @@ from datetime import datetime
 from tortoise import connections
 from tortoise.transactions import in_transaction
 
-from api import audit, members, sessions, vault
+from api import audit, members, sessions, throttle, vault
 from api.errors import NotFound, Unauthenticated
 from api.models.consent import ConsentEvent, CookieChoice
 from api.models.enums import DataRequestKind, DataRequestStatus, MemberStatus, OutboxStatus, PersonalField
@@ -87,8 +87,13 @@ async def withdraw(rt: Runtime, member_id: str, password: str) -> Receipt:
     member = await Member.get_or_none(id=member_id)
     if member is None:
         raise NotFound("member not found")
-    if not isinstance(password, str) or not verify_password(member.password_hash, password):
+    key = throttle.throttle_key(rt, f"withdraw/{member_id}")  # a stolen token cannot guess on
+    await throttle.check(rt, key)
+    if not isinstance(password, str) or len(password) > 1024 or not verify_password(
+            member.password_hash, password):
+        await throttle.record_failure(rt, key)
         raise Unauthenticated("password is wrong")
+    await throttle.reset(key)
     return await destroy(rt, member_id, actor=f"member:{member_id}")
 
 

@@ -50,6 +50,10 @@ async def test_wrong_password_is_refused_and_nothing_changes(gql, member):
     assert error_code(body) == "UNAUTHENTICATED"
     assert await Member.exists(id=member.id)
     assert error_code(await gql(WITHDRAW, {"p": PASSWORD})) == "UNAUTHENTICATED"
+    codes = [error_code(await gql(WITHDRAW, {"p": f"guess number {i}"}, token=member.token))
+             for i in range(5)]
+    assert codes[-1] == "RATE_LIMITED"  # guessing with a stolen token is slowed, then refused
+    assert await Member.exists(id=member.id)
 
 
 async def test_non_purchasing_member_leaves_no_trace(gql, rt, clock, member, other_member, smtp,
