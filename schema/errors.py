@@ -29,6 +29,16 @@ except ImportError:  # pragma: no cover
     pass
 
 
+def _caused_by_input(exc: BaseException | None) -> bool:
+    """True when the database refused a value (the ORM wraps driver errors, so walk causes)."""
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, _INPUT_ERRORS):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
 def classify(error: GraphQLError, request_id: str) -> GraphQLError:
     original = error.original_error
     if isinstance(original, GraphQLError) and original.original_error is not None:
@@ -37,7 +47,7 @@ def classify(error: GraphQLError, request_id: str) -> GraphQLError:
         ext = {"code": original.code, **original.extensions}
         return GraphQLError(original.message, error.nodes, error.source, error.positions,
                             error.path, None, ext)
-    if isinstance(original, _INPUT_ERRORS):
+    if _caused_by_input(original):
         return GraphQLError("a value is not acceptable here", error.nodes, error.source,
                             error.positions, error.path, None, {"code": BadInput.code})
     if original is None or error.path is None:
