@@ -1,4 +1,4 @@
-"""Values the database refuses (NUL bytes, on PostgreSQL) are bad input, never INTERNAL."""
+"""Error mapping: refused values are bad input, wrong roles are FORBIDDEN, never INTERNAL."""
 
 from tests.conftest import error_code
 
@@ -9,6 +9,6 @@ async def test_a_nul_byte_reaching_the_database_is_bad_input(gql, member):
     assert error_code(body) in ("BAD_USER_INPUT", "NOT_FOUND"), body
 
 
-async def test_an_unexpected_error_is_masked_with_a_request_id(gql, member):
+async def test_a_member_token_cannot_read_members_by_id(gql, member):
     body = await gql("{ member(id: \"not-a-uuid\") { id } }", token=member.token)
     assert error_code(body) == "FORBIDDEN"
