@@ -11,6 +11,7 @@ service needs the policy (tests and fresh installs start from empty tables).
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -88,6 +89,8 @@ def _clean(version: str, text: str, effective_at: datetime) -> tuple[str, str, d
         raise BadInput("text must not be empty", field="text")
     if len(text) > MAX_TEXT:
         raise BadInput(f"text must be at most {MAX_TEXT} characters", field="text")
+    if any(unicodedata.category(ch) in ("Cc", "Cs") and ch not in "\n\r\t" for ch in text):
+        raise BadInput("text must not contain control characters", field="text")
     if effective_at.tzinfo is None or effective_at.utcoffset() is None:
         raise BadInput("effectiveAt needs an explicit UTC offset", field="effectiveAt")
     return version, text, effective_at.astimezone(UTC)

@@ -84,6 +84,8 @@ async def get_purpose(name: str, conn: BaseDBAsyncClient | None = None) -> Purpo
     """A purpose by name: built-ins from code, partner purposes from the table."""
     if name in BUILTIN:
         return BUILTIN[name]
+    if not 0 < len(name) <= 80 or not name.isprintable():
+        return None  # cannot be a registered name (and NUL would upset PostgreSQL)
     row = await Purpose.get_or_none(name=name).using_db(conn)
     return _view(row) if row else None
 

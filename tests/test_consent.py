@@ -59,6 +59,9 @@ async def test_contract_purpose_cannot_be_given_or_withdrawn(gql, member):
 
 
 async def test_unknown_purpose_is_not_found(gql, member):
+    for odd in ("p" * 500, "bad\u0000name", "partner:\u0000"):
+        assert error_code(await gql(GIVE, {"p": odd, "v": "1.0"}, token=member.token)) \
+            == "NOT_FOUND"
     assert error_code(await gql(GIVE, {"p": "astrology", "v": "1.0"}, token=member.token)) \
         == "NOT_FOUND"
     assert error_code(await gql(WITHDRAW, {"p": "astrology"}, token=member.token)) == "NOT_FOUND"

@@ -118,6 +118,7 @@ async def test_announce_rejects_bad_input(gql, admin, clock):
     at = iso(clock.now() + timedelta(days=40))
     for variables in ({"v": "", "t": "x", "at": at}, {"v": "two point oh", "t": "x", "at": at},
                       {"v": "v" * 41, "t": "x", "at": at}, {"v": "2.0", "t": "   ", "at": at},
+                      {"v": "2.0", "t": "nul\u0000byte", "at": at}, {"v": "2.0\u0000", "t": "x", "at": at},
                       {"v": "2.0", "t": "x", "at": "2026-03-01T00:00:00"},
                       {"v": "2.0", "t": "x", "at": "not a date"}):
         body = await gql(ANNOUNCE, variables, token=admin.token)
