@@ -93,7 +93,10 @@ def _clean(version: str, text: str, effective_at: datetime) -> tuple[str, str, d
         raise BadInput("text must not contain control characters", field="text")
     if effective_at.tzinfo is None or effective_at.utcoffset() is None:
         raise BadInput("effectiveAt needs an explicit UTC offset", field="effectiveAt")
-    return version, text, effective_at.astimezone(UTC)
+    try:
+        return version, text, effective_at.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise BadInput("effectiveAt is out of range", field="effectiveAt") from None
 
 
 async def announce(rt: Runtime, actor: str, version: str, text: str,

@@ -120,7 +120,9 @@ async def test_announce_rejects_bad_input(gql, admin, clock):
                       {"v": "v" * 41, "t": "x", "at": at}, {"v": "2.0", "t": "   ", "at": at},
                       {"v": "2.0", "t": "nul\u0000byte", "at": at}, {"v": "2.0\u0000", "t": "x", "at": at},
                       {"v": "2.0", "t": "x", "at": "2026-03-01T00:00:00"},
-                      {"v": "2.0", "t": "x", "at": "not a date"}):
+                      {"v": "2.0", "t": "x", "at": "not a date"},
+                      {"v": "2.0", "t": "x", "at": "0001-01-01T00:00:00+05:00"},
+                      {"v": "2.0", "t": "x", "at": "9999-12-31T23:59:59-05:00"}):
         body = await gql(ANNOUNCE, variables, token=admin.token)
         assert error_code(body) == "BAD_USER_INPUT", (variables, body)
 
