@@ -16,7 +16,7 @@ from api.security.blind_index import blind_index
 from api.security.passwords import DUMMY_HASH, hash_password, verify_password
 from api.security.sealed import open_sealed, seal
 from api.sessions import TokenPair
-from api.validation import validate_email, validate_password, validate_user_id
+from api.validation import clean_text, validate_email, validate_password, validate_user_id
 
 __all__ = ["login", "create_admin", "reactivation_hooks"]
 
@@ -70,13 +70,12 @@ async def _admin_login(rt: Runtime, admin: Admin, password: str, otp: str | None
 
 
 async def login(rt: Runtime, user_id: str, password: str, otp: str | None = None) -> TokenPair:
-    if not isinstance(user_id, str) or not user_id or len(user_id) > 64:
-        raise BadInput("userId is required", field="userId")
+    user_id = clean_text(user_id, field="userId", max_len=64)
     if not isinstance(password, str) or len(password) > 1024:
         raise BadInput("password is too long", field="password")
-    key = throttle.throttle_key(rt, user_id.strip())
+    key = throttle.throttle_key(rt, user_id)
     await throttle.check(rt, key)
-    admin = await Admin.get_or_none(user_id=user_id.strip())
+    admin = await Admin.get_or_none(user_id=user_id)
     if admin is not None:
         return await _admin_login(rt, admin, password, otp, key)
     member = await Member.get_or_none(user_id_idx=blind_index(rt.keys, "user_id", user_id))

@@ -12,3 +12,8 @@ async def test_a_nul_byte_reaching_the_database_is_bad_input(gql, member):
 async def test_a_member_token_cannot_read_members_by_id(gql, member):
     body = await gql("{ member(id: \"not-a-uuid\") { id } }", token=member.token)
     assert error_code(body) == "FORBIDDEN"
+
+
+async def test_a_control_character_in_a_sign_in_id_is_bad_input(gql):
+    body = await gql('mutation { login(userId: "ali\\u0000ce", password: "x") { role } }')
+    assert error_code(body) == "BAD_USER_INPUT", body
