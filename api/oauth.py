@@ -18,6 +18,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote
@@ -38,6 +39,7 @@ __all__ = ["token_endpoint", "issue_credentials", "revoke_credentials", "active_
 SCOPES = ("members:read", "purchases:write")
 _NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
 _FORM = "application/x-www-form-urlencoded"
+_CLIENT_ID = re.compile(r"^pc_[0-9a-f]{24}$")
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,8 @@ async def issue_credentials(rt: Runtime, actor: str, partner_id: str,
 
 async def revoke_credentials(rt: Runtime, actor: str, client_id: str) -> bool:
     async with in_transaction("default") as conn:
-        row = await PartnerCredential.get_or_none(client_id=str(client_id)[:64]).using_db(conn)
+        row = (await PartnerCredential.get_or_none(client_id=client_id).using_db(conn)
+               if _CLIENT_ID.match(str(client_id)) else None)
         if row is None:
             raise NotFound("no such client")
         if row.revoked_at is not None:
@@ -176,7 +179,8 @@ async def _authenticate(form: dict[str, str], request: Request) -> PartnerCreden
     client_id, secret = basic or (form.get("client_id", ""), form.get("client_secret", ""))
     if not client_id or not secret:
         raise _OAuthError("invalid_client", "client authentication failed", 401)
-    row = await PartnerCredential.get_or_none(client_id=client_id[:64])
+    row = (await PartnerCredential.get_or_none(client_id=client_id)
+           if _CLIENT_ID.match(client_id) else None)
     expected = row.secret_hash if row else _hash("no such client")
     ok = hmac.compare_digest(expected, _hash(secret))
     if row is None or not ok or row.revoked_at is not None:

@@ -67,6 +67,7 @@ async def test_token_endpoint_errors_follow_rfc_6749(gql, client, admin, tmp_pat
     cases = [
         ({**ok, "client_secret": secret + "x"}, 401, "invalid_client"),
         ({**ok, "client_id": "pc_unknown"}, 401, "invalid_client"),
+        ({**ok, "client_id": "pc_\x00" + "0" * 21}, 401, "invalid_client"),
         ({"grant_type": "client_credentials"}, 401, "invalid_client"),
         ({k: v for k, v in ok.items() if k != "grant_type"}, 400, "invalid_request"),
         ({**ok, "grant_type": "password"}, 400, "unsupported_grant_type"),
@@ -121,6 +122,7 @@ async def test_revoked_credentials_get_no_token_and_their_tokens_stop(gql, clien
     assert (await gql(revoke, {"c": client_id}, token=admin.token))["data"] == {
         "revokePartnerCredentials": False}
     assert error_code(await gql(revoke, {"c": "pc_nope"}, token=admin.token)) == "NOT_FOUND"
+    assert error_code(await gql(revoke, {"c": "pc_\x00"}, token=admin.token)) == "NOT_FOUND"
     response = await token_response(client, client_id, secret)
     assert (response.status_code, response.json()["error"]) == (401, "invalid_client")
     assert error_code(await gql(SHARED, token=token)) == "UNAUTHENTICATED"
