@@ -11,6 +11,7 @@ import base64
 import dataclasses
 import logging
 import secrets
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -56,17 +57,19 @@ def _needles(values: list[str]) -> dict[str, list[bytes]]:
 
 async def _sqlite_bytes(alias: str) -> bytes:
     conn = connections.get(alias)
-    await conn.execute_script("PRAGMA wal_checkpoint(TRUNCATE);")
+    await conn.execute_query("PRAGMA wal_checkpoint(TRUNCATE)")
     return _read_with_sidecars(Path(conn.filename))
 
 
 def _read_with_sidecars(path: Path) -> bytes:
-    data = path.read_bytes()
-    for suffix in ("-wal", "-journal"):
-        extra = path.with_name(path.name + suffix)
-        if extra.exists():
-            data += extra.read_bytes()
-    return data
+    """The files' bytes, read by a child process.
+
+    Opening and closing the database file in this process would drop SQLite's POSIX locks on
+    it (fcntl locks are per process), and the next connection from another process (the CLI
+    tests) would then reset the WAL under our live connection.
+    """
+    files = [str(p) for p in (path, path.with_name(path.name + "-wal")) if p.exists()]
+    return subprocess.run(["cat", *files], capture_output=True, check=True).stdout
 
 
 async def _postgres_text(alias: str) -> bytes:
