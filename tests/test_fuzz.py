@@ -42,10 +42,9 @@ from tests.conftest import PASSWORD
 PG_URL = os.environ.get("CONSENTRY_TEST_DATABASE_URL", "")
 CONSENTRY = str(Path(sys.executable).with_name("consentry"))
 TARGET_CASES = 2000
-# Concurrent requests found a deadlock on PostgreSQL (connections left idle in transaction
-# holding the audit chain's advisory lock; see the hardening report), so PostgreSQL runs are
-# sequential until it is fixed. CONSENTRY_FUZZ_CONCURRENCY overrides.
-CONCURRENCY = int(os.environ.get("CONSENTRY_FUZZ_CONCURRENCY", "1" if PG_URL else "4"))
+# Requests overlap (several in flight): at 8 in flight this fuzz found a deadlock on PostgreSQL
+# (two audit appends in one transaction; fixed in cf41132). CONSENTRY_FUZZ_CONCURRENCY overrides.
+CONCURRENCY = int(os.environ.get("CONSENTRY_FUZZ_CONCURRENCY", "4"))
 CODES = {"BAD_USER_INPUT", "UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "CONFLICT",
          "RATE_LIMITED"}
 LEAK = re.compile(
