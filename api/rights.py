@@ -206,7 +206,8 @@ async def _correction_plan(rt: Runtime, view: MemberView,
 
 
 async def _complete_correction(rt: Runtime, row: DataRequest, actor: str,
-                               status: DataRequestStatus, resolution: str) -> bool:
+                               status: DataRequestStatus, resolution: str,
+                               catch_up: bool = False) -> bool:
     """Close one CORRECTION request; lift the restriction when none is left open."""
     member_id = str(row.member_id)
     key = await members.data_key(rt, member_id)
@@ -240,23 +241,25 @@ async def _complete_correction(rt: Runtime, row: DataRequest, actor: str,
         await audit.record(rt, actor, f"data_request.{status.value.lower()}", str(row.id),
                            {"member": member_id, "partners": sent, "restricted": still_open},
                            using=conn)
-    if not still_open:
+    if not still_open and catch_up:
         await _catch_up(rt, member_id, row)
     return True
 
 
 async def _catch_up(rt: Runtime, member_id: str, row: DataRequest) -> None:
-    """Edits made while restricted were shared with nobody: once the restriction is lifted,
-    partners granted those fields get the usual ``member.updated`` (reported fields excepted:
-    they went out as corrections)."""
-    missed = await _corrected_since(member_id, row.received_at) - set(row.fields_ or [])
-    if not missed:
-        return
+    """Nothing was shared while restricted. Once the member's own edit lifts the restriction
+    (an admin's resolution is caught up by the ``sharing_catch_up`` job), partners whose
+    scope the member entered meanwhile get the full record (``member.shared``), and fields
+    edited meanwhile go out as the usual ``member.updated`` (reported fields excepted: they went
+    out as corrections)."""
     view = await members.get_view(rt, member_id)
     if view.status != MemberStatus.ACTIVE:
         return
-    changed = frozenset(PersonalField(f) for f in missed)
-    await sharing.on_profile_update(rt, view, ProfileChange(member_id, changed))
+    await sharing.catch_up_member(rt, member_id)
+    missed = await _corrected_since(member_id, row.received_at) - set(row.fields_ or [])
+    if missed:
+        changed = frozenset(PersonalField(f) for f in missed)
+        await sharing.on_profile_update(rt, view, ProfileChange(member_id, changed))
 
 
 async def _after_profile_update(rt: Runtime, view: MemberView, change: ProfileChange) -> None:
@@ -268,7 +271,7 @@ async def _after_profile_update(rt: Runtime, view: MemberView, change: ProfileCh
         corrected = await _corrected_since(view.id, row.received_at)
         if set(row.fields_ or []) <= corrected:
             await _complete_correction(rt, row, f"member:{view.id}", DataRequestStatus.COMPLETED,
-                                       "corrected by the member")
+                                       "corrected by the member", catch_up=True)
 
 
 profile.after_update.append(_after_profile_update)
