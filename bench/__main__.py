@@ -82,7 +82,8 @@ class Bench:
             self.pg_names = [f"consentry_bench_{tag}", f"consentry_bench_{tag}_vault"]
             for name in self.pg_names:
                 await self._pg_admin(f'CREATE DATABASE "{name}"')
-            self.env["CONSENTRY_DATABASE_URL"] = self._pg_url(self.pg_names[0])
+            params = f"?{self.args.pg_params}" if self.args.pg_params else ""
+            self.env["CONSENTRY_DATABASE_URL"] = self._pg_url(self.pg_names[0]) + params
             self.env["CONSENTRY_VAULT_DATABASE_URL"] = self._pg_url(self.pg_names[1])
         os.environ.update(self.env)
 
@@ -276,7 +277,7 @@ class Bench:
         from bench.seed import copy_members
 
         rt = Runtime.create()
-        dsn = self.env["CONSENTRY_DATABASE_URL"].replace("postgres://", "postgresql://", 1)
+        dsn = self.env["CONSENTRY_DATABASE_URL"].split("?")[0].replace("postgres://", "postgresql://", 1)
         conn = await asyncpg.connect(dsn)
         try:
             have = await conn.fetchval("SELECT count(*) FROM members")
@@ -381,15 +382,22 @@ class Bench:
                 self.scenario_levers(seeded)
                 return self.finish()
             with self.served():
-                self.scenario_hello()
-                self.scenario_me(seeded)
-                self.scenario_shared(seeded)
-                self.scenario_members_page(seeded)
-            self.scenario_destroy()
-            self.scenario_outbox()
+                for name, fn in (("hello", self.scenario_hello),
+                                 ("me", lambda: self.scenario_me(seeded)),
+                                 ("shared", lambda: self.scenario_shared(seeded)),
+                                 ("members", lambda: self.scenario_members_page(seeded))):
+                    if self.wanted(name):
+                        fn()
+            if self.wanted("destroy"):
+                self.scenario_destroy()
+            if self.wanted("outbox"):
+                self.scenario_outbox()
         finally:
             asyncio.run(self.teardown_db())
         return self.finish()
+
+    def wanted(self, name: str) -> bool:
+        return not self.args.only or name in self.args.only.split(",")
 
     def finish(self) -> int:
         a = self.args
@@ -422,6 +430,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"run on PostgreSQL (server URL, default {PG_DEFAULT})")
     p.add_argument("--scale", action="store_true",
                    help="page latency at 10k vs 1M members (PostgreSQL; minutes)")
+    p.add_argument("--only", default="",
+                   help="comma-separated scenarios: hello,me,shared,members,destroy,outbox")
+    p.add_argument("--pg-params", default="",
+                   help="query string for the main PostgreSQL URL, e.g. maxsize=20 (pool size)")
     p.add_argument("--levers", action="store_true",
                    help="only `me` under several server settings (uvloop/h11, gc)")
     p.add_argument("--scale-size", type=int, default=1_000_000)
