@@ -217,3 +217,36 @@ async def test_no_token_error_ever_leaks_internals(gql, rt, member):
 ])
 async def test_wrongly_typed_claims_are_refused_not_internal(gql, rt, member, claims):
     assert await _me_code(gql, _sign(rt, _claims(rt, member.id, **claims))) == "UNAUTHENTICATED"
+
+
+async def test_partner_token_stops_working_when_its_credentials_are_revoked(gql, client, admin,
+                                                                            tmp_path):
+    from tests.helpers_partners import announce, credentials, token_response
+
+    partner = await announce(gql, admin, "RevokeCo", directory=tmp_path)
+    client_id, secret = await credentials(gql, admin, partner, ("members:read",))
+    token = (await token_response(client, client_id, secret)).json()["access_token"]
+    query = "{ sharedMembers { edges { cursor } } }"
+    assert "errors" not in await gql(query, token=token)
+    body = await gql('mutation($c: String!) { revokePartnerCredentials(clientId: $c) }',
+                     {"c": client_id}, token=admin.token)
+    assert body["data"]["revokePartnerCredentials"] is True
+    assert error_code(await gql(query, token=token)) == "UNAUTHENTICATED"
+    assert (await token_response(client, client_id, secret)).status_code in (400, 401)
+
+
+async def test_forged_partner_token_for_an_unknown_client_is_refused(gql, rt):
+    query = "{ sharedMembers { edges { cursor } } }"
+    assert error_code(await gql(query, token=_partner_token(rt))) == "UNAUTHENTICATED"
+
+
+async def test_token_of_a_withdrawn_member_reads_nothing(gql, member):
+    body = await gql(f'mutation {{ withdrawMembership(password: "{PASSWORD}") {{ destroyed }} }}',
+                     token=member.token)
+    assert body["data"]["withdrawMembership"]["destroyed"] is True
+    body = await gql(ME, token=member.token)
+    assert error_code(body) in ("NOT_FOUND", "UNAUTHENTICATED") and body["data"] in (None,
+                                                                                    {"me": None})
+    body = await gql("mutation($t: String!) { refresh(refreshToken: $t) { accessToken } }",
+                     {"t": member.refresh_token})
+    assert error_code(body) == "UNAUTHENTICATED"
