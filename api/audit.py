@@ -7,7 +7,6 @@ every later link. Entries name actors and subjects by id only: no personal value
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 from dataclasses import dataclass
@@ -24,7 +23,6 @@ from api.runtime import Runtime
 __all__ = ["record", "verify_chain", "ChainBreak", "GENESIS", "entry_hash"]
 
 GENESIS = "0" * 64
-_local_lock = asyncio.Lock()
 
 
 def _canonical(seq: int, at: datetime, actor: str, action: str, subject: str | None,
@@ -57,13 +55,18 @@ async def _append(rt: Runtime, conn: BaseDBAsyncClient, actor: str, action: str,
 async def record(rt: Runtime, actor: str, action: str, subject: str | None = None,
                  detail: dict[str, Any] | None = None, *,
                  using: BaseDBAsyncClient | None = None) -> AuditEntry:
-    """Append an entry, inside the caller's transaction when ``using`` is given."""
+    """Append an entry, inside the caller's transaction when ``using`` is given.
+
+    Appends are serialised by the database itself: a transaction-scoped advisory lock on
+    PostgreSQL, the single writer on SQLite. (An in-process lock on top deadlocked: it was
+    released before the transaction's advisory lock, so a second append in one transaction
+    could wait on a coroutine that was waiting on it.)
+    """
     detail = detail or {}
-    async with _local_lock:
-        if using is not None:
-            return await _append(rt, using, actor, action, subject, detail)
-        async with in_transaction("default") as conn:
-            return await _append(rt, conn, actor, action, subject, detail)
+    if using is not None:
+        return await _append(rt, using, actor, action, subject, detail)
+    async with in_transaction("default") as conn:
+        return await _append(rt, conn, actor, action, subject, detail)
 
 
 @dataclass(frozen=True)
