@@ -92,10 +92,21 @@ def _view(member: Member, key: DataKey) -> MemberView:
     )
 
 
+def _sealed_away(member: Member) -> MemberView:
+    """A dormant member whose personal data sits in the vault: the main store cannot read it,
+    so admins see the account and its status with empty personal fields."""
+    return MemberView(id=str(member.id), user_id="", email="", full_name="", date_of_birth=None,
+                      phone=None, address=None, status=member.status,
+                      created_at=member.created_at, last_active_at=member.last_active_at,
+                      has_purchase=member.has_purchase)
+
+
 async def get_view(rt: Runtime, member_id: str) -> MemberView:
     member = await Member.get_or_none(id=member_id)
     if member is None or member.status == MemberStatus.WITHDRAWN:
         raise NotFound("member not found")
+    if member.status == MemberStatus.DORMANT and not await MemberKey.exists(member_id=member_id):
+        return _sealed_away(member)
     return _view(member, await data_key(rt, member_id))
 
 
@@ -108,6 +119,8 @@ async def views_for(rt: Runtime, members: list[Member]) -> list[MemberView]:
         k = keys.get(str(m.id))
         if k is not None:
             out.append(_view(m, unwrap(rt.keys, k.wrapped, k.kek_version, str(m.id))))
+        elif m.status == MemberStatus.DORMANT:
+            out.append(_sealed_away(m))
     return out
 
 
