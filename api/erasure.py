@@ -110,9 +110,7 @@ async def destroy(rt: Runtime, member_id: str, *, actor: str,
     key = await members.data_key(rt, member_id)
     now = rt.now()
 
-    partners: dict[str, Disclosure] = {}
-    for row in await Disclosure.filter(member_id=member_id).order_by("at"):
-        partners[str(row.partner_id)] = row  # the latest disclosure per partner wins
+    partners = await _latest_disclosures(member_id)
     purchases = await Purchase.filter(member_id=member_id).order_by("at")
 
     retained_until: datetime | None = None
@@ -182,6 +180,21 @@ async def destroy(rt: Runtime, member_id: str, *, actor: str,
     await flush_sqlite()
     return Receipt(now, record_id is None, retained_until,
                    list(TAX_FIELDS) if record_id else [], notified)
+
+
+async def _latest_disclosures(member_id: str) -> dict[str, Disclosure]:
+    """The latest disclosure per partner that ever received the member's data: one query for
+    the distinct partners, then one indexed row per partner, so the cost follows the number of
+    partners, not the length of the member's history."""
+    partner_ids = await Disclosure.filter(member_id=member_id).distinct().values_list(
+        "partner_id", flat=True)
+    latest: dict[str, Disclosure] = {}
+    for partner_id in sorted({str(p) for p in partner_ids}):
+        row = await Disclosure.filter(member_id=member_id, partner_id=partner_id).order_by(
+            "-at").first()
+        if row is not None:
+            latest[partner_id] = row
+    return latest
 
 
 def _confirmation(retained_until: datetime | None, partners: list[str]) -> str:
