@@ -32,7 +32,10 @@ async def page(rt: Runtime, size: int, after_id: str | None,
     if after_id is not None:
         query = query.filter(id__gt=after_id)
     rows = await query.order_by("id").limit(size + 1)
-    views = await members.views_for(rt, rows[:size])
+    readable = {v.id: v for v in await members.views_for(rt, rows[:size])}
+    # A dormant member's data sits in the vault: listed with status and dates only.
+    views = [readable.get(str(m.id)) or members.sealed_view(m) for m in rows[:size]
+             if str(m.id) in readable or m.status == MemberStatus.DORMANT]
     return Page(views, len(rows) > size)
 
 
@@ -42,5 +45,8 @@ async def read(rt: Runtime, admin_id: str, member_id: str) -> MemberView | None:
     try:
         uuid.UUID(member_id)
         return await members.get_view(rt, member_id)
-    except (ValueError, NotFound):
+    except ValueError:
         return None
+    except NotFound:
+        dormant = await Member.get_or_none(id=member_id, status=MemberStatus.DORMANT)
+        return members.sealed_view(dormant) if dormant else None

@@ -34,7 +34,7 @@ from api.validation import (
 )
 
 __all__ = ["MemberView", "register", "get_view", "data_key", "update_profile",
-           "find_by_user_id", "touch_activity", "views_for", "ProfileChange"]
+           "find_by_user_id", "touch_activity", "views_for", "ProfileChange", "sealed_view"]
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def _view(member: Member, key: DataKey) -> MemberView:
     )
 
 
-def _sealed_away(member: Member) -> MemberView:
+def sealed_view(member: Member) -> MemberView:
     """A dormant member whose personal data sits in the vault: the main store cannot read it,
     so admins see the account and its status with empty personal fields."""
     return MemberView(id=str(member.id), user_id="", email="", full_name="", date_of_birth=None,
@@ -105,8 +105,6 @@ async def get_view(rt: Runtime, member_id: str) -> MemberView:
     member = await Member.get_or_none(id=member_id)
     if member is None or member.status == MemberStatus.WITHDRAWN:
         raise NotFound("member not found")
-    if member.status == MemberStatus.DORMANT and not await MemberKey.exists(member_id=member_id):
-        return _sealed_away(member)
     return _view(member, await data_key(rt, member_id))
 
 
@@ -119,8 +117,6 @@ async def views_for(rt: Runtime, members: list[Member]) -> list[MemberView]:
         k = keys.get(str(m.id))
         if k is not None:
             out.append(_view(m, unwrap(rt.keys, k.wrapped, k.kek_version, str(m.id))))
-        elif m.status == MemberStatus.DORMANT:
-            out.append(_sealed_away(m))
     return out
 
 
