@@ -142,7 +142,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                                           "fullName": f"Bench Member {i}", "address": f"{i} Bench Road"},
                                   fields=["FULL_NAME", "ADDRESS"], purpose="order_fulfillment",
                                   legal_basis="CONTRACT", key=keys[m])
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         totals = {"delivered": 0, "failed": 0, "dead": 0}
         while True:
             stats = await deliver_due(rt, batch=args.batch, concurrency=args.concurrency)
@@ -151,6 +151,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             if not stats["claimed"]:
                 break
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started  # this process only: steadier than wall time
         left = await OutboxEvent.filter(status=OutboxStatus.PENDING).count()
         received: dict[str, Any] = {}
         if args.adapter == "webhook":
@@ -166,7 +167,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "scenario": "outbox delivery", "database": "postgresql" if args.pg else "sqlite",
         "adapter": args.adapter, "events": args.events, "members": args.members,
         "batch": args.batch, "concurrency": args.concurrency, "seconds": round(elapsed, 3),
-        "events_per_second": round(totals["delivered"] / elapsed, 1), **totals,
+        "events_per_second": round(totals["delivered"] / elapsed, 1),
+        "worker_cpu_seconds": round(cpu, 3),
+        "worker_cpu_us_per_event": round(cpu * 1e6 / max(totals["delivered"], 1), 1), **totals,
         "pending_left": left, "receiver": received,
         "at": datetime.now(UTC).isoformat(),
     }
