@@ -65,13 +65,20 @@ _ACTOR = "job:deliver_outbox"
 # Optional hook (the grant service registers it): fields a partner may receive for a member
 # at an instant, as GraphQL names, or None when the partner has no basis for the member at all.
 GrantCheck = Callable[[Runtime, str, str, datetime], Awaitable[frozenset[str] | None]]
+# The same answer for one partner and many members at once (a batch's worth, few queries).
+GrantBatch = Callable[[Runtime, str, list[str], datetime],
+                      Awaitable[dict[str, frozenset[str] | None]]]
 _grant_check: list[GrantCheck] = []
+_grant_batch: dict[GrantCheck, GrantBatch] = {}
 
 
-def register_grant_check(fn: GrantCheck) -> GrantCheck:
+def register_grant_check(fn: GrantCheck, batch: GrantBatch | None = None) -> GrantCheck:
     """Re-check grants at delivery time, so an event queued before a narrowing, a withdrawal
-    or a restriction never carries a field that is no longer granted."""
+    or a restriction never carries a field that is no longer granted. ``batch``, when given,
+    answers for a whole delivery batch per partner instead of once per member."""
     _grant_check[:] = [fn]
+    if batch is not None:
+        _grant_batch[fn] = batch
     return fn
 
 
@@ -107,7 +114,25 @@ class _Run:
     adapters: dict[str, PartnerAdapter | _Unavailable]
     keys: dict[str, DataKey]
     lock: asyncio.Lock
-    grants: dict[tuple[str, str], asyncio.Task[frozenset[str] | None]] = field(default_factory=dict)
+    grants: dict[tuple[str, str], asyncio.Future[frozenset[str] | None]] = field(default_factory=dict)
+
+    async def load_grants(self, rows: Iterable[OutboxEvent]) -> None:
+        """Every grant re-check a batch needs, one batch query set per partner, when the
+        registered check has a batch form (else :meth:`grant` asks per member)."""
+        batch = _grant_batch.get(_grant_check[0]) if _grant_check else None
+        if batch is None:
+            return
+        wanted: dict[str, set[str]] = {}
+        for r in rows:
+            if r.member_id is not None and r.type != "member.erasure":
+                wanted.setdefault(str(r.partner_id), set()).add(str(r.member_id))
+        now = self.rt.now()
+        for partner_id, member_ids in wanted.items():
+            answers = await batch(self.rt, partner_id, sorted(member_ids), now)
+            for member_id in member_ids:
+                done = asyncio.get_running_loop().create_future()
+                done.set_result(answers.get(member_id))
+                self.grants[(partner_id, member_id)] = done
 
     async def grant(self, partner_id: str, member_id: str) -> frozenset[str] | None:
         """The grant re-check, once per partner and member within a batch."""
@@ -116,6 +141,14 @@ class _Run:
             self.grants[key] = asyncio.ensure_future(
                 _grant_check[0](self.rt, partner_id, member_id, self.rt.now()))
         return await self.grants[key]
+
+    async def load_partners(self, rows: Iterable[OutboxEvent]) -> None:
+        """A batch's partner rows in one query, before its deliveries start (otherwise every
+        concurrent delivery misses the cache at once and reads the same row)."""
+        wanted = {str(r.partner_id) for r in rows} - set(self.partners)
+        if wanted:
+            found = {str(p.id): p for p in await Partner.filter(id__in=list(wanted))}
+            self.partners.update({pid: found.get(pid) for pid in wanted})
 
     async def partner(self, partner_id: str) -> Partner | None:
         if partner_id not in self.partners:
@@ -326,6 +359,8 @@ async def deliver_due(rt: Runtime, batch: int = 100, limit: int | None = None, *
                 break
             stats["claimed"] += len(rows)
             run.keys.update(await _load_keys(rt, rows))
+            await run.load_partners(rows)
+            await run.load_grants(rows)
             outcomes = await asyncio.gather(*(one(r) for r in rows))
             run.grants.clear()  # grants and partner rows are re-read for every batch
             run.partners.clear()
