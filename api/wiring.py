@@ -1,8 +1,18 @@
 """Imports every capability module that registers hooks or jobs, so the app, the CLI and the
-job runner all see the same behaviour. Each capability adds one import line here."""
+job runner all see the same behaviour. Each capability adds its module here.
+
+Job order does not depend on this list: ``api.sharing`` moves ``deliver_outbox`` last, so one
+``consentry jobs run`` first queues the events that changes coming into force cause, then
+delivers them.
+"""
 
 # ruff: noqa: F401
-from api import policy  # issue 3: the policy_in_force job
-from api import delivery  # issue 4: the deliver_outbox job
-from api import erasure, mailer, retention, rights  # data-subject rights, dormancy, mail
-from api import sharing  # issue 4: push hooks and the partner_changes_in_force job
+from api import (
+    delivery,  # partners: the deliver_outbox job
+    erasure,  # data-subject rights
+    mailer,  # the send_mail job
+    policy,  # consent: the policy_in_force job
+    retention,  # dormancy, retention expiry, deadline flags
+    rights,  # correction hooks
+    sharing,  # partners: push hooks and the partner_changes_in_force job
+)
