@@ -9,6 +9,8 @@ import strawberry
 from strawberry.types import Info
 
 from api import delivery
+from api.errors import BadInput
+from schema.pagination import MAX_PAGE, page_size
 from schema.permissions import IsAdmin, principal_of
 
 
@@ -36,7 +38,8 @@ class Query:
     @strawberry.field(permission_classes=[IsAdmin], description="Admin token: dead-lettered partner events, oldest first.")
     async def dead_letters(self, info: Info, partner_id: strawberry.ID | None = None,
                            first: int = 100) -> list[DeadLetter]:
-        rows = await delivery.dead_letters(info.context.rt, partner_id=partner_id, limit=first)
+        rows = await delivery.dead_letters(info.context.rt, partner_id=partner_id,
+                                           limit=page_size(first, default=100))
         return [DeadLetter(id=strawberry.ID(r.id), partner_id=strawberry.ID(r.partner_id),
                            partner_name=r.partner_name, type=r.type, attempts=r.attempts,
                            last_error=r.last_error, created_at=r.created_at,
@@ -53,5 +56,7 @@ class Mutation:
     @strawberry.mutation(permission_classes=[IsAdmin], description="Admin token: queue dead events again, due now; returns how many.")
     async def retry_dead_letters(self, info: Info, ids: list[strawberry.ID]) -> int:
         principal = principal_of(info)
+        if len(ids) > MAX_PAGE:
+            raise BadInput(f"retry at most {MAX_PAGE} events at a time", field="ids")
         return await delivery.retry_dead(info.context.rt, f"admin:{principal.subject}",
                                          [str(i) for i in ids])
