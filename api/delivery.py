@@ -1,10 +1,10 @@
 """Outbox delivery, the read side of ``api/outbox.py``: at least once, with backoff and dead letters.
 
-A run claims due PENDING events under a lease (``locked_until``). On PostgreSQL the claim is
-``SELECT ... FOR UPDATE SKIP LOCKED`` in a transaction that sets the lease, so concurrent
-workers take disjoint events; on SQLite (one writer at a time) a conditional UPDATE per row
-does the same. A worker killed mid-batch leaves its claims to expire with the lease, after
-which any worker delivers them again: nothing is lost, and receivers dedupe by event id.
+A run claims due PENDING events under a lease (``locked_until``), in one UPDATE statement
+whose sub-select picks the rows: on PostgreSQL with ``FOR UPDATE SKIP LOCKED``, so concurrent
+workers take disjoint events; on SQLite the UPDATE holds the one write lock while it picks.
+A worker killed mid-batch leaves its claims to expire with the lease, after which any
+worker delivers them again: nothing is lost, and receivers dedupe by event id.
 
 Each try writes a ``DeliveryAttempt`` (no personal values: adapter errors are reduced to a
 safe message). Success marks the event DELIVERED and records the disclosure in the same
@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tortoise import connections
-from tortoise.expressions import F, Q
+from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from api import audit
@@ -116,7 +116,7 @@ class _Run:
     lock: asyncio.Lock
     grants: dict[tuple[str, str], asyncio.Future[frozenset[str] | None]] = field(default_factory=dict)
 
-    async def load_grants(self, rows: Iterable[OutboxEvent]) -> None:
+    async def load_grants(self, rows: Iterable[_Event]) -> None:
         """Every grant re-check a batch needs, one batch query set per partner, when the
         registered check has a batch form (else :meth:`grant` asks per member)."""
         batch = _grant_batch.get(_grant_check[0]) if _grant_check else None
@@ -142,7 +142,7 @@ class _Run:
                 _grant_check[0](self.rt, partner_id, member_id, self.rt.now()))
         return await self.grants[key]
 
-    async def load_partners(self, rows: Iterable[OutboxEvent]) -> None:
+    async def load_partners(self, rows: Iterable[_Event]) -> None:
         """A batch's partner rows in one query, before its deliveries start (otherwise every
         concurrent delivery misses the cache at once and reads the same row)."""
         wanted = {str(r.partner_id) for r in rows} - set(self.partners)
@@ -196,29 +196,55 @@ WHERE id IN (SELECT id FROM outbox_events
              ORDER BY next_attempt_at LIMIT ?)
 RETURNING id"""
 
+_POSTGRES_CLAIM = """
+UPDATE outbox_events SET locked_until = $1
+WHERE id IN (SELECT id FROM outbox_events
+             WHERE status = $2 AND next_attempt_at <= $3 AND (locked_until IS NULL OR locked_until <= $3)
+             ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED)
+RETURNING id"""
 
-async def _claim(rt: Runtime, n: int) -> list[OutboxEvent]:
+
+@dataclass(slots=True)
+class _Event:
+    """The columns a delivery reads of a claimed event (no model instances: cheaper)."""
+
+    id: uuid.UUID
+    partner_id: uuid.UUID
+    member_id: uuid.UUID | None
+    type: str
+    payload_ct: bytes | None
+    payload_plain: dict[str, Any] | None
+    attempts: int
+    created_at: datetime
+
+
+_EVENT_COLUMNS = ("id", "partner_id", "member_id", "type", "payload_ct", "payload_plain", "attempts",
+                  "created_at")
+
+
+async def _claim(rt: Runtime, n: int) -> list[_Event]:
+    """Lease up to ``n`` due events in one statement, then read them in one query.
+
+    PostgreSQL: ``FOR UPDATE SKIP LOCKED`` in the sub-select, so concurrent workers take
+    disjoint rows. SQLite: the UPDATE takes the write lock before reading, so several processes
+    on one file never claim the same row either."""
     now = rt.now()
     lease = now + timedelta(seconds=LEASE_SECONDS)
-    due = (OutboxEvent.filter(status=OutboxStatus.PENDING, next_attempt_at__lte=now)
-           .filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now)))
-    if connections.get("default").capabilities.dialect == "postgres":
-        async with in_transaction("default") as conn:
-            rows = await (due.order_by("next_attempt_at").limit(n)
-                          .select_for_update(skip_locked=True).using_db(conn))
-            if rows:
-                await OutboxEvent.filter(id__in=[r.id for r in rows]).using_db(conn).update(
-                    locked_until=lease)
-            return rows
-    # SQLite: one statement, so the pick and the lease happen under one write lock (an UPDATE
-    # takes it before reading); several processes on one file never claim the same row.
     conn = connections.get("default")
-    _, taken = await conn.execute_query(_SQLITE_CLAIM, [lease, OutboxStatus.PENDING.value, now, now, n])
+    if conn.capabilities.dialect == "postgres":
+        # execute_query drops an UPDATE's RETURNING rows on asyncpg; the dict form fetches them
+        taken = await conn.execute_query_dict(_POSTGRES_CLAIM, [lease, OutboxStatus.PENDING.value, now, n])
+    else:
+        _, taken = await conn.execute_query(_SQLITE_CLAIM,
+                                            [lease, OutboxStatus.PENDING.value, now, now, n])
     ids = [r["id"] for r in taken]
-    return await OutboxEvent.filter(id__in=ids).order_by("next_attempt_at") if ids else []
+    if not ids:
+        return []
+    rows = await OutboxEvent.filter(id__in=ids).values(*_EVENT_COLUMNS)
+    return [_Event(**r) for r in rows]
 
 
-async def _load_keys(rt: Runtime, rows: Iterable[OutboxEvent]) -> dict[str, DataKey]:
+async def _load_keys(rt: Runtime, rows: Iterable[_Event]) -> dict[str, DataKey]:
     ids = {str(r.member_id) for r in rows if r.member_id is not None and r.payload_ct}
     if not ids:
         return {}
@@ -231,7 +257,7 @@ def _iso(at: datetime) -> str:
     return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-async def _event_for(run: _Run, row: OutboxEvent, partner: Partner,
+async def _event_for(run: _Run, row: _Event, partner: Partner,
                      adapter: PartnerAdapter) -> tuple[PartnerEvent, list[str]]:
     """The minimized event and the PersonalField values it actually discloses."""
     plain = row.payload_plain or {}
@@ -259,7 +285,7 @@ async def _event_for(run: _Run, row: OutboxEvent, partner: Partner,
 
 @dataclass
 class _Outcome:
-    row: OutboxEvent
+    row: _Event
     kind: str  # delivered | failed | dead
     ms: int
     error: str | None = None
@@ -267,7 +293,7 @@ class _Outcome:
     fields: list[str] | None = None
 
 
-async def _deliver_one(run: _Run, row: OutboxEvent) -> _Outcome:
+async def _deliver_one(run: _Run, row: _Event) -> _Outcome:
     """Try one event; never raises. The outcome is written later, with the whole batch."""
     started = time.perf_counter()
 
@@ -347,7 +373,7 @@ async def deliver_due(rt: Runtime, batch: int = 100, limit: int | None = None, *
     run = _Run(rt, {}, {}, {}, asyncio.Lock())
     gate = asyncio.Semaphore(max(1, concurrency))
 
-    async def one(row: OutboxEvent) -> _Outcome:
+    async def one(row: _Event) -> _Outcome:
         async with gate:
             return await _deliver_one(run, row)
 
