@@ -171,6 +171,9 @@ class Bench:
         ref = _target("reference", f"/plain/me?id={seeded.member_id}")
         rows = self.measure(self.graphql_targets(ref, _gql(ME), seeded.member_token))
         self.compare("me vs plain JSON", rows, goal=0.6)
+        bare = _target("reference", "/plain/typename", _gql("{ __typename }"))
+        app = _target("graphql (app)", "/graphql", _gql(ME), seeded.member_token)
+        self.compare("me vs bare strawberry { __typename }", self.measure([bare, app]))
 
     def scenario_hello(self) -> None:
         self.compare("bare endpoint (floor of the stack)",

@@ -9,9 +9,11 @@ from __future__ import annotations
 import base64
 
 import orjson
+import strawberry
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from strawberry.asgi import GraphQL
 
 from api import admin_members, consent, members, oauth, pull
 from api.members import MemberView
@@ -73,4 +75,15 @@ def routes(rt: Runtime) -> list[Route]:
 
     return [Route("/plain/me", plain_me), Route("/plain/members", plain_members),
             Route("/plain/shared", plain_shared),
-            Route("/plain/hello", plain_hello)]
+            Route("/plain/hello", plain_hello),
+            Route("/plain/typename", _bare_strawberry(), methods=["POST"])]
+
+
+def _bare_strawberry() -> GraphQL:
+    """The stack's GraphQL floor: stock strawberry answering ``{ __typename }``, no database."""
+
+    @strawberry.type
+    class Query:
+        hello: str = "world"
+
+    return GraphQL(strawberry.Schema(query=Query), graphql_ide=None)
