@@ -252,6 +252,36 @@ async def test_grant_check_drops_fields_no_longer_granted(rt, member) -> None:
     assert seen.fields == ["FULL_NAME"]
 
 
+async def test_grant_batch_answers_for_the_whole_batch_once_per_partner(rt, member,
+                                                                          other_member) -> None:
+    name = bucket()
+    partner = await make_partner(rt, "Batch Grant Co", "recording", {"bucket": name})
+    kept = [await queue(rt, partner, member.id, {"fullName": "Alice Example", "address": "1 Road"})
+            for _ in range(2)]
+    gone = await queue(rt, partner, other_member.id, {"fullName": "Bob Example"})
+    saved = list(delivery._grant_check)
+    calls: list[tuple[str, list[str]]] = []
+
+    async def per_member(rt_, partner_id, member_id, at):
+        raise AssertionError("the batch form should have answered")
+
+    async def per_batch(rt_, partner_id, member_ids, at):
+        calls.append((partner_id, member_ids))
+        return {member.id: frozenset({"address"}), other_member.id: None}
+
+    delivery.register_grant_check(per_member, batch=per_batch)
+    try:
+        stats = await deliver_due(rt, batch=10)
+    finally:
+        delivery._grant_check[:] = saved
+    assert calls == [(str(partner.id), sorted([member.id, other_member.id]))]
+    assert stats == {"claimed": 3, "delivered": 2, "failed": 0, "dead": 1}
+    events = RecordingAdapter.events(name)
+    assert sorted(e.id for e in events) == sorted(kept)
+    assert all(e.member.fields == ("ref", "address") for e in events)
+    assert (await OutboxEvent.get(id=gone)).last_error == "no basis to share this member any more"
+
+
 async def test_limit_and_batch_bound_one_run(rt, member) -> None:
     name = bucket()
     partner = await make_partner(rt, "Batch Co", "recording", {"bucket": name})
