@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+import yarl
 
 from partners.base import PERSONAL_FIELDS, DeliveryError, PartnerAdapter, PartnerEvent, require_keys
 
@@ -26,6 +27,7 @@ __all__ = ["WebhookAdapter", "signing_key", "sign"]
 
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 5.0
+CONNECTIONS = 32  # matches the delivery concurrency
 
 
 def signing_key(secret: str) -> bytes:
@@ -46,6 +48,7 @@ class WebhookAdapter(PartnerAdapter):
     def __init__(self, config: Mapping[str, Any]) -> None:
         super().__init__(config)
         self.url = str(config["url"])
+        self._url = yarl.URL(self.url)  # parsed once, not per request
         self._key = signing_key(str(config["secret"]))
         self._session: aiohttp.ClientSession | None = None
 
@@ -68,7 +71,9 @@ class WebhookAdapter(PartnerAdapter):
         if self._session is None or self._session.closed:
             timeout = aiohttp.ClientTimeout(total=CONNECT_TIMEOUT + READ_TIMEOUT + 5,
                                             connect=CONNECT_TIMEOUT, sock_read=READ_TIMEOUT)
-            self._session = aiohttp.ClientSession(timeout=timeout)
+            # One keep-alive pool per adapter; at most CONNECTIONS sockets to the receiver.
+            self._session = aiohttp.ClientSession(
+                timeout=timeout, connector=aiohttp.TCPConnector(limit=CONNECTIONS, keepalive_timeout=30))
         return self._session
 
     async def deliver(self, event: PartnerEvent) -> None:
@@ -81,7 +86,7 @@ class WebhookAdapter(PartnerAdapter):
             "webhook-signature": sign(self._key, event.id, timestamp, body),
         }
         try:
-            async with self._client().post(self.url, data=body, headers=headers,
+            async with self._client().post(self._url, data=body, headers=headers,
                                            allow_redirects=False) as response:
                 await response.read()
                 if not 200 <= response.status < 300:
