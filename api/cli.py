@@ -128,20 +128,34 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from api.audit import verify_chain
+    from api.audit import anchor_holds, verify_chain
 
     rt = _runtime()
 
     async def go() -> int:
         checked, broken = await verify_chain()
-        if broken is None:
-            print(f"audit trail intact: {checked} entries")
-            return 0
-        print(f"audit trail BROKEN at entry {broken.seq}: {broken.reason} "
-              f"({checked} entries verified before it)", file=sys.stderr)
-        return 1
+        if broken is not None:
+            print(f"audit trail BROKEN at entry {broken.seq}: {broken.reason} "
+                  f"({checked} entries verified before it)", file=sys.stderr)
+            return 1
+        if args.anchor and not await anchor_holds(args.anchor):
+            print(f"audit trail BROKEN: anchor {args.anchor} is not in the chain (entries were "
+                  "cut from its end or rewritten)", file=sys.stderr)
+            return 1
+        print(f"audit trail intact: {checked} entries")
+        head = await _audit_head()
+        if head:
+            print(f"anchor: {head}  (keep it elsewhere; pass it as --anchor to detect truncation)")
+        return 0
 
     return asyncio.run(_with_db(rt, go))
+
+
+async def _audit_head() -> str | None:
+    from api.models.audit import AuditEntry
+
+    last = await AuditEntry.all().order_by("-seq").first()
+    return f"{last.seq}:{last.hash}" if last else None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -180,7 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(fn=cmd_worker)
 
     audit = sub.add_parser("audit", help="audit trail").add_subparsers(dest="sub", required=True)
-    audit.add_parser("verify", help="walk the hash chain").set_defaults(fn=cmd_audit_verify)
+    verify = audit.add_parser("verify", help="walk the hash chain")
+    verify.add_argument("--anchor", help="SEQ:HASH printed by an earlier verify; must still hold")
+    verify.set_defaults(fn=cmd_audit_verify)
     return parser
 
 
