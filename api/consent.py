@@ -28,7 +28,7 @@ from datetime import datetime
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from api import audit, policy, receipts
+from api import audit, members, policy, receipts
 from api.errors import BadInput, Conflict, NotFound
 from api.models.consent import ConsentEvent
 from api.models.enums import ConsentState, MemberStatus
@@ -36,6 +36,7 @@ from api.models.member import Member
 from api.ordered_ids import ordered_uuid
 from api.purposes import PurposeView, get_purpose
 from api.runtime import Runtime
+from api.security.envelope import DataKey
 
 __all__ = ["ConsentView", "Hook", "after_change", "give", "withdraw", "state_at", "event_at",
            "current", "history", "has_consent", "consented_members"]
@@ -99,15 +100,25 @@ async def _append(rt: Runtime, conn: BaseDBAsyncClient, member_id: str, purpose:
                              issuer=rt.settings.issuer, controller=rt.settings.controller,
                              purpose=purpose.name, legal_basis=purpose.legal_basis,
                              policy_version=version, state=state, at=now)
+    key = await members.data_key(rt, member_id, conn)
     row = await ConsentEvent.create(id=event_id, member_id=member_id, purpose=purpose.name,
                                     state=state, policy_version=version, at=now,
-                                    client=client[:120], user_agent=user_agent[:255],
+                                    client_ct=key.encrypt(f"consent/{event_id}/client",
+                                                          client[:120]),
+                                    user_agent_ct=key.encrypt(f"consent/{event_id}/user_agent",
+                                                              user_agent[:255]),
                                     receipt=receipt, using_db=conn)
     action = "consent.give" if state == ConsentState.GIVEN else "consent.withdraw"
     await audit.record(rt, f"member:{member_id}", action, str(member_id),
                        {"purpose": purpose.name, "policyVersion": version,
                         "event": str(event_id)}, using=conn)
     return row
+
+
+def how_given(key: DataKey, row: ConsentEvent) -> tuple[str, str]:
+    """The client address and user agent an event was recorded from (decrypted)."""
+    return (key.decrypt_optional(f"consent/{row.id}/client", row.client_ct) or "",
+            key.decrypt_optional(f"consent/{row.id}/user_agent", row.user_agent_ct) or "")
 
 
 async def _notify(rt: Runtime, view: ConsentView) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from api import disclosures, members, rights
+from api.consent import how_given
 from api.erasure import purchase_reference
 from api.models.consent import ConsentEvent, CookieChoice
 from api.models.enums import DataRequestKind
@@ -51,7 +52,8 @@ async def export(rt: Runtime, member_id: str) -> dict[str, Any]:
             "createdAt": _iso(view.created_at), "lastActiveAt": _iso(view.last_active_at),
         },
         "consents": [{"id": str(c.id), "purpose": c.purpose, "state": c.state.value,
-                      "policyVersion": c.policy_version, "at": _iso(c.at), "receipt": c.receipt}
+                      "policyVersion": c.policy_version, "at": _iso(c.at), "receipt": c.receipt,
+                      **dict(zip(("client", "userAgent"), how_given(key, c), strict=True))}
                      for c in consents],
         "cookieChoices": [{"deviceId": c.device_id, "necessary": True, "analytics": c.analytics,
                            "personalization": c.personalization, "marketing": c.marketing,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from api import consent
+from api import consent, members
 from api.models.consent import ConsentEvent
 from api.models.enums import ConsentState
 from tests.conftest import error_code
@@ -127,14 +127,15 @@ async def test_state_at_a_past_instant_is_rebuilt_from_events(gql, member, clock
                                      at=t_withdrawn + timedelta(days=1)) is False
 
 
-async def test_events_record_how_consent_was_given(gql, client, member):
+async def test_events_record_how_consent_was_given(gql, client, rt, member):
     response = await client.post(
         "/graphql", json={"query": GIVE, "variables": {"p": "health_data", "v": "1.0"}},
         headers={"authorization": f"Bearer {member.token}", "user-agent": "ClinicApp/2.1"})
     assert "errors" not in response.json()
     row = await ConsentEvent.get(member_id=member.id, purpose="health_data")
-    assert row.client == "127.0.0.1"
-    assert row.user_agent == "ClinicApp/2.1"
+    key = await members.data_key(rt, member.id)
+    assert consent.how_given(key, row) == ("127.0.0.1", "ClinicApp/2.1")
+    assert b"ClinicApp" not in bytes(row.user_agent_ct)
     assert row.policy_version == "1.0" and row.state == ConsentState.GIVEN
 
 

@@ -41,8 +41,10 @@ class ConsentEvent(Model):
     state = fields.CharEnumField(ConsentState, max_length=16)
     policy_version = fields.CharField(max_length=40)
     at = fields.DatetimeField()
-    client = fields.CharField(max_length=120, default="")
-    user_agent = fields.CharField(max_length=255, default="")
+    # How it was given (client address, user agent): personal data, so encrypted under the
+    # member data key like every other personal value.
+    client_ct = fields.BinaryField(null=True)
+    user_agent_ct = fields.BinaryField(null=True)
     receipt = fields.TextField()
 
     class Meta:
