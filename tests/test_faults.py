@@ -13,9 +13,7 @@ import asyncio
 import glob
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -25,19 +23,14 @@ import httpx
 import pytest
 
 from tests.conftest import PASSWORD
+from tests.helpers_serve import free_port, serve
 from tests.test_fuzz import LEAK
 
 BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-CONSENTRY = str(Path(sys.executable).with_name("consentry"))
 pytestmark = pytest.mark.skipif(
     not BIN or os.geteuid() != 0 or not shutil.which("runuser"),
     reason="needs PostgreSQL server binaries and root (to run them as the postgres user)")
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _pg(*args: str) -> subprocess.CompletedProcess:
@@ -48,7 +41,7 @@ def _pg(*args: str) -> subprocess.CompletedProcess:
 class Cluster:
     def __init__(self, root: Path) -> None:
         self.dir = root / "pgdata"
-        self.port = _free_port()
+        self.port = free_port()
         self.bin = BIN[-1]
 
     def init(self) -> None:
@@ -94,28 +87,9 @@ def server(cluster: Cluster, tmp_path: Path) -> Iterator[str]:
     env.update(CONSENTRY_DATA_DIR=str(tmp_path / "data"),
                CONSENTRY_DATABASE_URL=f"{cluster.url}/consentry",
                CONSENTRY_VAULT_DATABASE_URL=f"{cluster.url}/consentry_vault")
-    port = _free_port()
-    log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen([CONSENTRY, "serve", "--port", str(port), "--log-level", "warning"],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+    with serve(env, tmp_path / "serve.log") as (url, proc):
         yield url
         assert proc.poll() is None, "the API process died"
-    finally:
-        proc.kill()
-        proc.wait(timeout=20)
-        log.close()
 
 
 REGISTER = """mutation($i: RegisterInput!) { register(input: $i) { accessToken } }"""

@@ -13,13 +13,10 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -38,9 +35,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import PASSWORD
+from tests.helpers_serve import CONSENTRY, serve
 
 PG_URL = os.environ.get("CONSENTRY_TEST_DATABASE_URL", "")
-CONSENTRY = str(Path(sys.executable).with_name("consentry"))
 TARGET_CASES = 2000
 # Requests overlap (several in flight): at 8 in flight this fuzz found a deadlock on PostgreSQL
 # (two audit appends in one transaction; fixed in cf41132). CONSENTRY_FUZZ_CONCURRENCY overrides.
@@ -51,11 +48,6 @@ LEAK = re.compile(
     r"Traceback|File \"|\b(?!GraphQL)[A-Z][A-Za-z]*(Error|Exception)\b|asyncpg|sqlite|tortoise|"
     r"psycopg|NoneType|object has no attribute|unsupported operand|not subscriptable")
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def _pg(sql: str) -> None:
@@ -100,31 +92,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
         base = PG_URL.rpartition("/")[0]
         env["CONSENTRY_DATABASE_URL"] = f"{base}/{names[0]}"
         env["CONSENTRY_VAULT_DATABASE_URL"] = f"{base}/{names[1]}"
-    port = _free_port()
-    log = (data_dir / "serve.log").open("w")
-    proc = subprocess.Popen([CONSENTRY, "serve", "--port", str(port), "--log-level", "warning"],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, (data_dir / "serve.log").read_text()
-            assert time.monotonic() < deadline, "consentry serve did not become ready"
-            time.sleep(0.1)
-        yield url, env
+        with serve(env, data_dir / "serve.log") as (url, _):
+            yield url, env
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:  # a wedged server ignores SIGTERM: do not leak it
-            proc.kill()
-            proc.wait(timeout=20)
-        log.close()
         for name in names:
             asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
