@@ -32,9 +32,11 @@ from tortoise.transactions import in_transaction
 
 from api import audit, members, sessions, throttle, vault
 from api.errors import NotFound, Unauthenticated
+from api.jobs import job
 from api.models.consent import ConsentEvent, CookieChoice
 from api.models.enums import DataRequestKind, DataRequestStatus, MemberStatus, OutboxStatus, PersonalField
 from api.models.member import Member, MemberKey
+from api.models.ops import HistoryPurge
 from api.models.partner import Disclosure, OutboxEvent, Purchase
 from api.models.rights import DataRequest, Notification
 from api.outbox import enqueue
@@ -154,9 +156,10 @@ async def destroy(rt: Runtime, member_id: str, *, actor: str,
                     using_db=conn)
             await DataRequest.filter(member_id=member_id).using_db(conn).update(
                 member_id=None, note_ct=None)
-            await ConsentEvent.filter(member_id=member_id).using_db(conn).delete()
+            # Consent events and disclosures hold ids and ciphertexts under the key shredded
+            # below: the history_purge job deletes them, so this stays constant-time.
+            await HistoryPurge.create(member_id=member_id, queued_at=now, using_db=conn)
             await CookieChoice.filter(member_id=member_id).using_db(conn).update(member_id=None)
-            await Disclosure.filter(member_id=member_id).using_db(conn).delete()
             await Purchase.filter(member_id=member_id).using_db(conn).delete()
             await Notification.filter(member_id=member_id).using_db(conn).delete()
             note_id = uuid.uuid4()
@@ -219,3 +222,19 @@ async def flush_sqlite() -> None:
                 await conn.execute_query("PRAGMA wal_checkpoint(TRUNCATE)")
             except Exception:  # a busy reader only delays it to the next automatic checkpoint
                 log.warning("wal checkpoint deferred on %s", name)
+
+
+@job("history_purge")
+async def history_purge(rt: Runtime, batch: int = 50) -> dict[str, int]:
+    """Delete the leftover history of destroyed members (idempotent; leased like every job)."""
+    purged = {"members": 0, "consentEvents": 0, "disclosures": 0}
+    for member_id in await HistoryPurge.all().order_by("queued_at").limit(batch).values_list(
+            "member_id", flat=True):
+        async with in_transaction("default") as conn:
+            purged["consentEvents"] += await ConsentEvent.filter(
+                member_id=member_id).using_db(conn).delete()
+            purged["disclosures"] += await Disclosure.filter(
+                member_id=member_id).using_db(conn).delete()
+            await HistoryPurge.filter(member_id=member_id).using_db(conn).delete()
+        purged["members"] += 1
+    return purged

@@ -213,3 +213,22 @@ async def test_two_withdrawals_at_once_destroy_once(gql, rt, member):
     assert sorted(error_code(b) or "OK" for b in bodies) == ["NOT_FOUND", "OK"]
     assert await RetainedRecord.all().count() == 1
     assert await Notification.filter(kind="membership.withdrawn").count() == 1
+
+
+async def test_history_is_purged_after_destruction_by_a_job(gql, rt, member):
+    """Destruction does constant work: consent events and disclosures (ids and ciphertexts
+    under the shredded key) are deleted by the history_purge job, twice = once."""
+    from api.erasure import history_purge
+    from api.models.consent import ConsentEvent
+    from api.models.ops import HistoryPurge
+
+    token = (await gql(LOGIN, {"u": "alice", "p": PASSWORD}))["data"]["login"]["accessToken"]
+    for purpose in ("marketing", "research"):
+        await gql("mutation($p: String!) { giveConsent(purpose: $p, policyVersion: \"1.0\") "
+                  "{ state } }", {"p": purpose}, token=token)
+    assert "errors" not in await gql(WITHDRAW, {"p": PASSWORD}, token=token)
+    assert await ConsentEvent.filter(member_id=member.id).count() == 2
+    assert await HistoryPurge.exists(member_id=member.id)
+    assert (await history_purge(rt))["consentEvents"] == 2
+    assert not await ConsentEvent.exists(member_id=member.id)
+    assert await history_purge(rt) == {"members": 0, "consentEvents": 0, "disclosures": 0}

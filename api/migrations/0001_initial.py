@@ -118,6 +118,15 @@ class Migration(migrations.Migration):
             bases=['Model'],
         ),
         ops.CreateModel(
+            name='HistoryPurge',
+            fields=[
+                ('member_id', fields.UUIDField(primary_key=True, default=uuid4, unique=True, db_index=True)),
+                ('queued_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'history_purge', 'app': 'models', 'pk_attr': 'member_id', 'table_description': 'A destroyed member whose pseudonymous history (consent events, disclosures) is still to'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
             name='JobLease',
             fields=[
                 ('name', fields.CharField(primary_key=True, unique=True, db_index=True, max_length=80)),

@@ -23,3 +23,15 @@ class RateCounter(Model):
 
     class Meta:
         table = "rate_counters"
+
+
+class HistoryPurge(Model):
+    """A destroyed member whose pseudonymous history (consent events, disclosures) is still to
+    be deleted. Destruction queues it so the request does constant work whatever the history;
+    the rows hold only ids and ciphertexts under the already-shredded key."""
+
+    member_id = fields.UUIDField(primary_key=True)
+    queued_at = fields.DatetimeField()
+
+    class Meta:
+        table = "history_purge"
