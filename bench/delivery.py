@@ -17,12 +17,13 @@ import hmac
 import json
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from bench.stores import drop_scratch, scratch_store
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -68,15 +69,6 @@ def run_receiver() -> None:
     asyncio.run(main())
 
 
-async def _pg_admin(url: str, sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     import aiohttp
@@ -97,16 +89,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     from api.security.sealed import seal
     from api.settings import Settings
 
-    tmp = Path(tempfile.mkdtemp(prefix="consentry-bench-delivery-"))
-    overrides: dict[str, Any] = {}
-    dbs: list[str] = []
-    if args.pg:
-        tag = uuid.uuid4().hex[:8]
-        dbs = [f"bench_delivery_{tag}", f"bench_delivery_{tag}_vault"]
-        base = args.pg.rpartition("/")[0]
-        for name in dbs:
-            await _pg_admin(args.pg, f'CREATE DATABASE "{name}"')
-        overrides = {"database_url": f"{base}/{dbs[0]}", "vault_database_url": f"{base}/{dbs[1]}"}
+    tmp, overrides, dbs = await scratch_store(args.pg, "delivery")
     settings = Settings(data_dir=tmp, **overrides)
     receiver = subprocess.Popen([sys.executable, "-m", "bench.delivery", "--receiver"],  # noqa: ASYNC220
                                 stdout=subprocess.PIPE, cwd=ROOT)
@@ -161,8 +144,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         receiver.kill()
         receiver.wait()
-        for name in dbs:
-            await _pg_admin(args.pg, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await drop_scratch(args.pg, dbs)
     return {
         "scenario": "outbox delivery", "database": "postgresql" if args.pg else "sqlite",
         "adapter": args.adapter, "events": args.events, "members": args.members,

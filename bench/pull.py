@@ -14,12 +14,12 @@ import argparse
 import asyncio
 import json
 import statistics
-import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from bench.stores import drop_scratch, scratch_store
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -27,15 +27,6 @@ QUERY = ("query($first: Int, $after: String) { sharedMembers(first: $first, afte
          "edges { cursor node { ref fullName address phone } } "
          "pageInfo { hasNextPage endCursor } } }")
 
-
-async def _pg_admin(url: str, sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -58,16 +49,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     from api.settings import Settings
     from bench.seed import bulk_members
 
-    tmp = Path(tempfile.mkdtemp(prefix="consentry-bench-pull-"))
-    overrides: dict[str, Any] = {}
-    dbs: list[str] = []
-    if args.pg:
-        tag = uuid.uuid4().hex[:8]
-        dbs = [f"bench_pull_{tag}", f"bench_pull_{tag}_vault"]
-        base = args.pg.rpartition("/")[0]
-        for name in dbs:
-            await _pg_admin(args.pg, f'CREATE DATABASE "{name}"')
-        overrides = {"database_url": f"{base}/{dbs[0]}", "vault_database_url": f"{base}/{dbs[1]}"}
+    tmp, overrides, dbs = await scratch_store(args.pg, "pull")
     settings = Settings(data_dir=tmp, rate_limit_token="1000/minute", **overrides)
     try:
         await migrate(settings)
@@ -105,8 +87,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         disclosures = await Disclosure.all().count()
         await close_db()
     finally:
-        for name in dbs:
-            await _pg_admin(args.pg, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await drop_scratch(args.pg, dbs)
     return {
         "scenario": "sharedMembers pages", "database": "postgresql" if args.pg else "sqlite",
         "members": args.members, "page": args.page, "pages": len(times), "returned": seen,
