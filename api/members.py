@@ -34,7 +34,7 @@ from api.validation import (
 )
 
 __all__ = ["MemberView", "register", "get_view", "data_key", "update_profile",
-           "find_by_user_id", "touch_activity", "views_for", "ProfileChange", "sealed_view"]
+           "views_for", "ProfileChange", "sealed_view"]
 
 
 @dataclass(frozen=True)
@@ -101,11 +101,16 @@ def sealed_view(member: Member) -> MemberView:
                       has_purchase=member.has_purchase)
 
 
-async def get_view(rt: Runtime, member_id: str) -> MemberView:
+async def _load(rt: Runtime, member_id: str) -> tuple[MemberView, DataKey]:
     member = await Member.get_or_none(id=member_id)
     if member is None or member.status == MemberStatus.WITHDRAWN:
         raise NotFound("member not found")
-    return _view(member, await data_key(rt, member_id))
+    key = await data_key(rt, member_id)
+    return _view(member, key), key
+
+
+async def get_view(rt: Runtime, member_id: str) -> MemberView:
+    return (await _load(rt, member_id))[0]
 
 
 async def views_for(rt: Runtime, members: list[Member]) -> list[MemberView]:
@@ -118,10 +123,6 @@ async def views_for(rt: Runtime, members: list[Member]) -> list[MemberView]:
         if k is not None:
             out.append(_view(m, unwrap(rt.keys, k.wrapped, k.kek_version, str(m.id))))
     return out
-
-
-async def find_by_user_id(rt: Runtime, user_id: str) -> Member | None:
-    return await Member.get_or_none(user_id_idx=blind_index(rt.keys, "user_id", user_id))
 
 
 def _clean_profile(rt: Runtime, data: dict[str, Any]) -> dict[str, Any]:
@@ -193,8 +194,7 @@ async def update_profile(rt: Runtime, member_id: str, changes: dict[str, Any],
         if required in changes and changes[required] is None:
             raise BadInput(f"{required} cannot be removed", field=required)
     cleaned = _clean_profile(rt, changes)
-    before = await get_view(rt, member_id)
-    key = await data_key(rt, member_id)
+    before, key = await _load(rt, member_id)
     updates: dict[str, Any] = {}
     changed: set[PersonalField] = set()
     for name, value in cleaned.items():
@@ -215,8 +215,5 @@ async def update_profile(rt: Runtime, member_id: str, changes: dict[str, Any],
                                    using=conn)
         except IntegrityError:
             raise Conflict("another member uses this email") from None
-    return await get_view(rt, member_id), ProfileChange(member_id, frozenset(changed))
-
-
-async def touch_activity(rt: Runtime, member_id: str) -> None:
-    await Member.filter(id=member_id).update(last_active_at=rt.now())
+    view = await get_view(rt, member_id) if updates else before
+    return view, ProfileChange(member_id, frozenset(changed))

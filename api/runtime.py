@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from api.clock import Clock, SystemClock
@@ -25,5 +26,6 @@ class Runtime:
         settings = settings or Settings.from_env()
         return cls(settings, clock or SystemClock(), KeyRing.load(settings))
 
-    def now(self):  # noqa: ANN201 - a datetime; shorthand used everywhere
+    def now(self) -> datetime:
+        """Shorthand for ``self.clock.now()``, the only source of time in services."""
         return self.clock.now()
