@@ -45,4 +45,4 @@ clean:
 # Models changed? Nothing is released yet, so the initial migrations are regenerated whole.
 migrations: install
 	rm -f api/migrations/0*.py api/vault_migrations/0*.py
-	$(BIN)/tortoise -c api.orm_cli.TORTOISE_ORM makemigrations
+	$(BIN)/tortoise -c api.service.orm_cli.TORTOISE_ORM makemigrations

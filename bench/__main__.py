@@ -221,15 +221,15 @@ class Bench:
     async def _destroy_times(self, history: int, rounds: int) -> dict[str, Any]:
         from datetime import timedelta
 
-        from api import erasure
-        from api.db import close_db, init_db
         from api.models.consent import ConsentEvent
         from api.models.enums import ConsentState, LegalBasis
         from api.models.partner import Disclosure, Partner
-        from api.runtime import Runtime
+        from api.platform.db import close_db, init_db
+        from api.rights import erasure
+        from api.service.composition import build_runtime
         from bench.seed import bulk_members
 
-        rt = Runtime.create()
+        rt = build_runtime()
         await init_db(rt.settings)
         try:
             partner = await Partner.first()
@@ -276,10 +276,10 @@ class Bench:
 
         import asyncpg
 
-        from api.runtime import Runtime
+        from api.service.composition import build_runtime
         from bench.seed import copy_members
 
-        rt = Runtime.create()
+        rt = build_runtime()
         dsn = self.env["CONSENTRY_DATABASE_URL"].split("?")[0].replace("postgres://", "postgresql://", 1)
         conn = await asyncpg.connect(dsn)
         try:
@@ -299,10 +299,10 @@ class Bench:
                 "middle_id": middle}
 
     def _pages(self, seeded: Any, grown: dict[str, Any]) -> dict[str, Any]:
-        from api import pull
-        from api.runtime import Runtime
+        from api.service.composition import build_runtime
+        from api.sharing import pull
 
-        rt = Runtime.create()
+        rt = build_runtime()
         shared_cursor = pull.seal_cursor(rt, seeded.extra["partner_id"], grown["middle_id"])
         partner = self.partner_token(seeded)
         kw = {"requests": 300 if not self.args.smoke else 40, "concurrency": 1}
@@ -361,11 +361,11 @@ class Bench:
 
     # -- main ----------------------------------------------------------------------------
     async def seed(self) -> Any:
-        from api.db import close_db, init_db, migrate
-        from api.runtime import Runtime
+        from api.platform.db import close_db, init_db, migrate
+        from api.service.composition import build_runtime
         from bench.seed import seed_basic
 
-        rt = Runtime.create()
+        rt = build_runtime()
         await migrate(rt.settings)
         await init_db(rt.settings)
         try:

@@ -1,6 +1,6 @@
 """Outbox delivery throughput: ``python -m bench.delivery [--events N] [--pg URL] [--adapter A]``.
 
-Queues N ``member.shared`` events (through the real ``api.outbox.enqueue``, spread over a
+Queues N ``member.shared`` events (through the real ``api.sharing.outbox.enqueue``, spread over a
 few members) for one partner in force, then times ``deliver_due`` until the outbox is empty.
 The webhook receiver runs in its own process (aiohttp, verifies every signature, dedupes by
 ``webhook-id``), so the figure includes real HTTP, signing, decryption, the grant re-check,
@@ -74,20 +74,18 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     import aiohttp
     from tortoise.transactions import in_transaction
 
-    import api.wiring  # noqa: F401 - the grant re-check and jobs, as in production
-    from api import members
-    from api.clock import SystemClock
-    from api.db import close_db, init_db, migrate
-    from api.delivery import deliver_due
+    from api.core.clock import SystemClock
+    from api.core.settings import Settings
+    from api.members import records as members
     from api.models.enums import OutboxStatus, PartnerChangeKind, PartnerKind, PersonalField
     from api.models.member import Member
     from api.models.partner import OutboxEvent, Partner, PartnerChange
-    from api.outbox import enqueue
-    from api.partner_refs import partner_ref
-    from api.runtime import Runtime
-    from api.security.keys import KeyRing
+    from api.platform.db import close_db, init_db, migrate
     from api.security.sealed import seal
-    from api.settings import Settings
+    from api.service.composition import build_runtime
+    from api.sharing.outbox import enqueue
+    from api.sharing.queue import deliver_due
+    from api.sharing.refs import partner_ref
 
     tmp, overrides, dbs = await scratch_store(args.pg, "delivery")
     settings = Settings(data_dir=tmp, **overrides)
@@ -97,7 +95,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         port = int(receiver.stdout.readline())  # type: ignore[union-attr]
         await migrate(settings)
         await init_db(settings)
-        rt = Runtime(settings, SystemClock(), KeyRing.load(settings))
+        rt = build_runtime(settings, SystemClock())
         now = rt.now()
         ids = [(await members.register(rt, user_id=f"bench{i:04d}", email=f"bench{i:04d}@example.org",
                                        full_name=f"Bench Member {i}", password="correct horse battery 42",

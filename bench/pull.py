@@ -1,7 +1,7 @@
 """``sharedMembers`` page latency: ``python -m bench.pull [--members N] [--page P] [--pg URL]``.
 
 Seeds N purchasing members (real data keys and ciphertexts, bench.seed), announces a partner
-through ``api.partners_registry`` and lets 31 days pass on a manual clock, issues credentials
+through ``api.sharing.registry`` and lets 31 days pass on a manual clock, issues credentials
 and a token through ``/oauth/token``, then walks every page of ``sharedMembers`` over HTTP
 (the real ASGI app, in-process: no network) and times each page. Every page does the real
 work: keyset candidate query, consent facts, grants, decrypting only granted fields, refs,
@@ -37,16 +37,15 @@ def _pct(values: list[float], q: float) -> float:
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     import httpx
 
-    import api.wiring  # noqa: F401 - hooks and jobs, as in production
-    from api import oauth, partners_registry
-    from api.app import create_app
-    from api.clock import ManualClock
-    from api.db import close_db, init_db, migrate
+    from api.core.clock import ManualClock
+    from api.core.settings import Settings
     from api.models.member import Member
     from api.models.partner import Disclosure
-    from api.runtime import Runtime
-    from api.security.keys import KeyRing
-    from api.settings import Settings
+    from api.platform.db import close_db, init_db, migrate
+    from api.service.asgi import create_app
+    from api.service.composition import build_runtime
+    from api.sharing import oauth
+    from api.sharing import registry as partners_registry
     from bench.seed import bulk_members
 
     tmp, overrides, dbs = await scratch_store(args.pg, "pull")
@@ -55,7 +54,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         await migrate(settings)
         await init_db(settings)
         clock = ManualClock(datetime.now(UTC))
-        rt = Runtime(settings, clock, KeyRing.load(settings))
+        rt = build_runtime(settings, clock)
         await bulk_members(rt, args.members, prefix="pull")
         await Member.all().update(has_purchase=True)
         result = await partners_registry.announce(

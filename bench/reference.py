@@ -15,10 +15,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
-from api import admin_members, consent, members, oauth, pull
-from api.members import MemberView
+from api.consent import consents as consent
+from api.members import admin_members
+from api.members import records as members
+from api.members.records import MemberView
 from api.models.enums import PersonalField
-from api.runtime import Runtime
+from api.platform.runtime import Runtime
+from api.sharing import oauth, pull
 from schema.fastpath import principal_for
 
 __all__ = ["routes"]

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from api import auth, members, sessions
+from api.members import auth, sessions
+from api.members import records as members
 from api.models.enums import MemberStatus
-from api.runtime import Runtime
+from api.platform.runtime import Runtime
 from api.security.blind_index import blind_index
 from api.security.envelope import new_data_key
 from api.security.passwords import hash_password
@@ -121,7 +123,8 @@ async def seed_basic(rt: Runtime, list_size: int) -> Seeded:
         password=PASSWORD, phone="+44 20 7946 0000", address="1 Clinic Road, Leeds",
         date_of_birth=date(1990, 4, 1))
     out = Seeded(member_id=view.id)
-    from api import consent, policy, purposes
+    from api.consent import consents as consent
+    from api.consent import policy, purposes
 
     await purposes.ensure_builtin_purposes(rt)
     await policy.ensure_initial_policy(rt)
@@ -145,10 +148,11 @@ async def seed_partner(rt: Runtime) -> dict[str, Any]:
     in force now, with pull credentials. Announced through the real registry."""
     from datetime import timedelta
 
-    from api import oauth, partners_registry
-    from api.clock import ManualClock
+    from api.core.clock import ManualClock
+    from api.sharing import oauth
+    from api.sharing import registry as partners_registry
 
-    past = Runtime(rt.settings, ManualClock(rt.now() - timedelta(days=31)), rt.keys)
+    past = dataclasses.replace(rt, clock=ManualClock(rt.now() - timedelta(days=31)))
     result = await partners_registry.announce(
         past, "bench", name="Bench Logistics", kind="LOGISTICS", purpose="order_fulfillment",
         adapter="jsonl", config={"directory": str(rt.settings.data_dir / "jsonl")},

@@ -1,4 +1,4 @@
-"""The server process: the real app (api.app.create_app) plus bench-only routes, under uvicorn.
+"""The server process: the real app (api.service.asgi.create_app) plus bench-only routes, under uvicorn.
 
 ``/plain/...`` are the references (bench/reference.py). ``/variant/<name>/graphql`` serve the
 same schema with levers switched off, so each lever is measured in the same run:
@@ -19,8 +19,9 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from api.app import ConsentryGraphQL, create_app
-from api.runtime import Runtime
+from api.platform.runtime import Runtime
+from api.service.asgi import ConsentryGraphQL, create_app
+from api.service.composition import build_runtime
 from bench import reference
 
 
@@ -105,7 +106,7 @@ def main() -> int:
     parser.add_argument("--gc-threshold", type=int, default=0,
                         help="generation-0 threshold (lever measurement; 0 = Python's default)")
     args = parser.parse_args()
-    rt = Runtime.create()
+    rt = build_runtime()
     app = build(rt)
     if args.no_gc_freeze or args.gc_threshold:
         app = _gc_lever(app, args.no_gc_freeze, args.gc_threshold)

@@ -1,4 +1,4 @@
-"""GraphQL for the audit trail (admin only; thin: calls api.audit_pages)."""
+"""GraphQL for the audit trail (admin only; thin: calls api.platform.audit_pages)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from datetime import datetime
 import strawberry
 from strawberry.types import Info
 
-from api import audit_pages
-from api.errors import BadInput
+from api.core.errors import BadInput
+from api.platform import audit_pages
 from schema.pagination import PageInfo, page_size
 from schema.permissions import IsAdmin
 

@@ -7,8 +7,9 @@ from datetime import datetime
 import strawberry
 from strawberry.types import Info
 
-from api import consent, cookies, policy, purposes
-from api.errors import Forbidden
+from api.consent import consents as consent
+from api.consent import cookies, policy, purposes
+from api.core.errors import Forbidden
 from schema.enums import ConsentState, LegalBasis
 from schema.permissions import IsAdmin, IsMember, principal_of
 

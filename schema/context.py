@@ -7,8 +7,8 @@ from typing import Any
 
 from starlette.requests import Request
 
-from api.errors import ConsentryError
-from api.runtime import Runtime
+from api.core.errors import ConsentryError
+from api.platform.runtime import Runtime
 from api.security.tokens import Principal
 
 __all__ = ["Context"]

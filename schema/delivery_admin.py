@@ -1,5 +1,5 @@
 """Admin-only GraphQL for outbox delivery (extra fields, not in the contract): dead letters,
-retrying them, and queue counts. Resolvers stay thin: the rules live in api/delivery.py."""
+retrying them, and queue counts. Resolvers stay thin: the rules live in api/sharing/delivery_admin.py."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from datetime import datetime
 import strawberry
 from strawberry.types import Info
 
-from api import delivery
-from api.errors import BadInput
+from api.core.errors import BadInput
+from api.sharing import delivery_admin
 from schema.pagination import MAX_PAGE, page_size
 from schema.permissions import IsAdmin, principal_of
 
@@ -38,7 +38,7 @@ class Query:
     @strawberry.field(permission_classes=[IsAdmin], description="Admin token: dead-lettered partner events, oldest first.")
     async def dead_letters(self, info: Info, partner_id: strawberry.ID | None = None,
                            first: int = 100) -> list[DeadLetter]:
-        rows = await delivery.dead_letters(info.context.rt, partner_id=partner_id,
+        rows = await delivery_admin.dead_letters(info.context.rt, partner_id=partner_id,
                                            limit=page_size(first, default=100))
         return [DeadLetter(id=strawberry.ID(r.id), partner_id=strawberry.ID(r.partner_id),
                            partner_name=r.partner_name, type=r.type, attempts=r.attempts,
@@ -47,7 +47,7 @@ class Query:
 
     @strawberry.field(permission_classes=[IsAdmin], description="Admin token: partner outbox size by status.")
     async def outbox_counts(self, info: Info) -> OutboxCounts:
-        counts = await delivery.outbox_counts(info.context.rt)
+        counts = await delivery_admin.outbox_counts(info.context.rt)
         return OutboxCounts(**counts)
 
 
@@ -58,5 +58,5 @@ class Mutation:
         principal = principal_of(info)
         if len(ids) > MAX_PAGE:
             raise BadInput(f"retry at most {MAX_PAGE} events at a time", field="ids")
-        return await delivery.retry_dead(info.context.rt, f"admin:{principal.subject}",
+        return await delivery_admin.retry_dead(info.context.rt, f"admin:{principal.subject}",
                                          [str(i) for i in ids])

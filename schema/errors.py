@@ -14,7 +14,7 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from tortoise.exceptions import ValidationError as OrmValidationError
 
-from api.errors import BadInput, ConsentryError
+from api.core.errors import BadInput, ConsentryError
 
 __all__ = ["ErrorCodes", "classify", "ensure_codes"]
 

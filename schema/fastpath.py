@@ -37,8 +37,8 @@ from starlette.types import Message, Receive, Scope, Send
 from strawberry.execution import optimized_is_awaitable
 from strawberry.schema.schema import validate_document
 
-from api.errors import ConsentryError, Unauthenticated
-from api.runtime import Runtime
+from api.core.errors import ConsentryError, Unauthenticated
+from api.platform.runtime import Runtime
 from api.security.tokens import Principal, decode_access_token
 from schema import LIMITS, validation_rules
 from schema.context import Context

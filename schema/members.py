@@ -1,4 +1,4 @@
-"""GraphQL for members and sign-in (thin: calls api.members, api.auth, api.sessions)."""
+"""GraphQL for members and sign-in (thin: calls api.members.records, api.members.auth, api.members.sessions)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
-from api import admin_members, auth, members, profile, ratelimit, sessions
-from api.errors import BadInput, Forbidden
-from api.members import MemberView
+from api.core.errors import BadInput, Forbidden
+from api.members import admin_members, auth, profile, sessions
+from api.members import records as members
+from api.members.records import MemberView
+from api.platform import ratelimit
 from schema.consent import Consent, member_consents
 from schema.enums import MemberStatus, Role
 from schema.pagination import PageInfo, page_size

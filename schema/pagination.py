@@ -14,7 +14,7 @@ class PageInfo:
 
 
 def page_size(first: int | None, default: int = 50) -> int:
-    from api.errors import BadInput
+    from api.core.errors import BadInput
 
     size = default if first is None else first
     if size < 1 or size > MAX_PAGE:

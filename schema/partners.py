@@ -8,10 +8,12 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from api import disclosures, oauth, partners_registry, pull, purchases
-from api.grants import PartnerState
 from api.models import enums as e
 from api.models.partner import PartnerChange as ChangeRow
+from api.sharing import ledger as disclosures
+from api.sharing import oauth, pull, purchases
+from api.sharing import registry as partners_registry
+from api.sharing.grants import PartnerState
 from schema.enums import LegalBasis, PartnerChangeKind, PartnerKind, PartnerStatus, PersonalField
 from schema.pagination import PageInfo, page_size
 from schema.permissions import IsAdmin, IsAdminOrPartner, IsPartner, principal_of

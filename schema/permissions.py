@@ -11,7 +11,7 @@ from typing import Any
 from strawberry.permission import BasePermission
 from strawberry.types import Info
 
-from api.errors import Forbidden, Unauthenticated
+from api.core.errors import Forbidden, Unauthenticated
 from api.security.tokens import Principal
 
 __all__ = ["IsMember", "IsAdmin", "IsPartner", "IsAdminOrPartner", "principal_of"]

@@ -1,6 +1,6 @@
 """GraphQL for data-subject rights: export, correction, withdrawal, admin request handling.
 
-Thin: each resolver calls ``api.rights``, ``api.export`` or ``api.erasure`` and maps the result.
+Thin: each resolver calls ``api.rights.requests``, ``api.rights.export`` or ``api.rights.erasure`` and maps the result.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from api import erasure, export, rights
+from api.rights import erasure, export
+from api.rights import requests as rights
 from schema.enums import DataRequestKind, DataRequestStatus, PersonalField
 from schema.permissions import IsAdmin, IsMember, principal_of
 

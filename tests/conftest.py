@@ -18,12 +18,13 @@ import pyotp
 import pytest
 from tortoise import Tortoise, connections
 
-from api.app import create_app
-from api.clock import ManualClock
-from api.db import init_db, migrate
-from api.runtime import Runtime
+from api.core.clock import ManualClock
+from api.core.settings import Settings
+from api.platform.db import init_db, migrate
+from api.platform.runtime import Runtime
 from api.security.keys import KeyRing
-from api.settings import Settings
+from api.service.asgi import create_app
+from api.service.composition import build_runtime
 
 PG_URL = os.environ.get("CONSENTRY_TEST_DATABASE_URL", "")
 PASSWORD = "correct horse battery staple 42"
@@ -101,7 +102,7 @@ def clock() -> ManualClock:
 async def rt(database: Settings, keys: KeyRing, clock: ManualClock) -> Runtime:
     await _empty("models", "default")
     await _empty("vault", "vault")
-    return Runtime(database, clock, keys)
+    return build_runtime(database, clock, keys)
 
 
 @pytest.fixture
@@ -181,7 +182,7 @@ mutation($u: String!, $p: String!, $otp: String) {
 
 
 async def create_admin(rt: Runtime, user_id: str = "root-admin") -> str:
-    from api import auth
+    from api.members import auth
 
     uri = await auth.create_admin(rt, user_id=user_id, email=f"{user_id}@clinic.example",
                                   password=PASSWORD)

@@ -54,11 +54,11 @@ def cli_store(rt, tmp_path: Path) -> CliStore:
 
 async def run_cli(store: CliStore, *args: str, stdin: str | None = None,
                   now: datetime | None = None, python: str | None = None) -> tuple[int, str, str]:
-    """``python -m api.cli ARGS`` (or ``python -c PYTHON``) with the store's environment."""
+    """``python -m api.service.cli ARGS`` (or ``python -c PYTHON``) with the store's environment."""
     env = dict(store.env)
     if now is not None:
         env["CONSENTRY_NOW"] = now.isoformat()
-    argv = ["-c", python] if python else ["-m", "api.cli", *args]
+    argv = ["-c", python] if python else ["-m", "api.service.cli", *args]
     proc = await asyncio.create_subprocess_exec(
         sys.executable, *argv, cwd=ROOT, env=env, stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)

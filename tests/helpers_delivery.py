@@ -1,6 +1,6 @@
 """Test data for delivery: partner rows (config sealed like the registry does, plus an ADDED
 change already in force, so the grant re-checked at delivery time allows every field the
-adapter accepts) and events queued through the real outbox write side (api.outbox.enqueue)
+adapter accepts) and events queued through the real outbox write side (api.sharing.outbox.enqueue)
 for members with a recorded purchase (the basis of the CONTRACT purpose used here)."""
 
 from __future__ import annotations
@@ -10,18 +10,20 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from api.members import data_key
+from api.members.records import data_key
 from api.models.enums import PartnerChangeKind, PartnerKind, PersonalField
 from api.models.member import Member
 from api.models.partner import Partner, PartnerChange
-from api.outbox import enqueue
-from api.partner_refs import partner_ref
-from api.runtime import Runtime
+from api.platform.runtime import Runtime
 from api.security.sealed import seal
+from api.sharing.outbox import enqueue
+from api.sharing.refs import partner_ref
 
 
 async def make_partner(rt: Runtime, name: str, adapter: str, config: dict[str, Any],
-                       purpose: str = "order_fulfillment") -> Partner:
+                       purpose: str = "order_fulfillment",
+                       fields: list[PersonalField] | None = None) -> Partner:
+    """A partner in force since yesterday, granted ``fields`` (default: every field)."""
     pid = uuid.uuid4()
     now = rt.now()
     partner = await Partner.create(
@@ -31,7 +33,7 @@ async def make_partner(rt: Runtime, name: str, adapter: str, config: dict[str, A
     await PartnerChange.create(id=uuid.uuid4(), partner_id=pid, kind=PartnerChangeKind.ADDED,
                                announced_at=now - timedelta(days=31),
                                effective_at=now - timedelta(days=1),
-                               fields_=[f.value for f in PersonalField], optional_fields=[],
+                               fields_=[f.value for f in fields or PersonalField], optional_fields=[],
                                applied_at=now - timedelta(days=1))
     return partner
 

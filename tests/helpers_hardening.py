@@ -11,9 +11,9 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from api.app import create_app
-from api.runtime import Runtime
+from api.platform.runtime import Runtime
 from api.security.keys import generate_kek_file
+from api.service.asgi import create_app
 
 
 def write_production_keys(directory: Path) -> dict[str, str]:
@@ -35,7 +35,7 @@ def runtime_with(rt: Runtime, **overrides: object) -> Runtime:
 
     settings = dataclasses.replace(rt.settings, **overrides)
     keys = KeyRing.load(settings) if settings.production else rt.keys
-    return Runtime(settings, rt.clock, keys)
+    return dataclasses.replace(rt, settings=settings, keys=keys, extras={})
 
 
 def client_for(runtime: Runtime, address: str = "127.0.0.1",

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from api import adapters
-from api.jobs import run_all
-from api.runtime import Runtime
+from api.platform.jobs import run_all
+from api.platform.runtime import Runtime
+from api.service.composition import JOBS
+from api.sharing import adapters
 from partners.base import PartnerAdapter, PartnerEvent
 from tests.conftest import error_code
 
@@ -124,7 +125,7 @@ async def nodes(gql, token: str) -> list[dict[str, Any]]:
 
 async def run_jobs(rt: Runtime) -> dict[str, Any]:
     """Bring partner changes into force, catch up, then deliver the outbox: the real jobs."""
-    return await run_all(rt, only=["partner_changes_in_force", "sharing_catch_up",
+    return await run_all(rt, JOBS, only=["partner_changes_in_force", "sharing_catch_up",
                                    "deliver_outbox"])
 
 

@@ -17,12 +17,12 @@ import pytest
 from aiosmtpd.controller import Controller
 from tortoise import Tortoise, connections
 
-from api import disclosures
-from api.members import data_key
-from api.models.enums import PartnerKind
+from api.members.records import data_key
+from api.models.enums import LegalBasis, PartnerKind
 from api.models.member import Member
 from api.models.partner import Partner, Purchase
-from api.runtime import Runtime
+from api.platform.runtime import Runtime
+from api.sharing import ledger as disclosures
 
 
 async def make_partner(rt: Runtime, name: str, purpose: str = "order_fulfillment") -> Partner:
@@ -33,21 +33,17 @@ async def make_partner(rt: Runtime, name: str, purpose: str = "order_fulfillment
 async def disclose(rt: Runtime, partner: Partner, member_id: str, fields: list[str],
                    basis: str = "CONTRACT") -> None:
     """A ledger entry as if ``partner`` had received these fields of the member."""
-    await disclosures.record(None, member_id=member_id, partner_id=str(partner.id),
-                             partner_name=partner.name, fields=fields, purpose=partner.purpose,
-                             legal_basis=basis, channel="push", at=rt.now())
+    await disclosures.write(None, [disclosures.Entry(
+        member_id, str(partner.id), partner.name, fields, partner.purpose, LegalBasis(basis),
+        "push", rt.now())])
 
 
 async def add_purchase(rt: Runtime, member_id: str, reference: str, at: datetime | None = None,
                        amount: str = "42.00") -> str:
     """A purchase row as the purchases service writes it (reference under the member key)."""
-    try:
-        from api import purchases
-    except ImportError:
-        purchases = None
     key = await data_key(rt, member_id)
     pid = uuid.uuid4()
-    label = getattr(purchases, "REFERENCE_LABEL", "purchase_reference")
+    label = "purchase_reference"  # the label api.sharing.purchases writes references under
     await Purchase.create(id=pid, member_id=member_id, amount=amount, currency="EUR",
                           reference_ct=key.encrypt(label, reference), at=at or rt.now())
     await Member.filter(id=member_id).update(has_purchase=True)
@@ -142,8 +138,8 @@ def contains(dump: bytes, blob: bytes | str) -> bool:
 async def announce(rt: Runtime, name: str, fields: list[str], bucket: str,
                    purpose: str = "order_fulfillment") -> str:
     """A partner announced through the registry (in force 30 days later), recording adapter."""
-    from api import partners_registry
     from api.models.enums import PersonalField
+    from api.sharing import registry as partners_registry
 
     result = await partners_registry.announce(
         rt, "admin:test", name=name, kind=PartnerKind.LOGISTICS, purpose=purpose,
@@ -155,9 +151,9 @@ async def announce(rt: Runtime, name: str, fields: list[str], bucket: str,
 async def partner_token(rt: Runtime, partner_id: str) -> str:
     """Real credentials, and the token the ``/oauth/token`` endpoint would mint for them
     (minted directly: the endpoint has its own tests)."""
-    from api.oauth import issue_credentials
+    from api.members.sessions import access_token_for
     from api.security.tokens import Principal
-    from api.sessions import access_token_for
+    from api.sharing.oauth import issue_credentials
 
     creds = await issue_credentials(rt, "admin:test", partner_id, ["members:read"])
     return access_token_for(rt, Principal("PARTNER", partner_id, ("members:read",),

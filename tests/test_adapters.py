@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from api.adapters import (
+from api.core.errors import BadInput
+from api.platform.runtime import Runtime
+from api.service.composition import with_settings
+from api.sharing.adapters import (
     adapter_infos,
     available_adapters,
     get_adapter_class,
@@ -17,8 +20,6 @@ from api.adapters import (
     refresh,
     validate_config,
 )
-from api.errors import BadInput
-from api.runtime import Runtime
 from partners.base import PartnerAdapter, PartnerEvent, SharedMember
 from partners.jsonl import JsonlAdapter
 from partners.webhook import WebhookAdapter, sign, signing_key
@@ -35,7 +36,7 @@ def fake_distribution(root: Path, name: str, entries: dict[str, str]) -> Path:
 
 
 def with_allow_list(rt: Runtime, *names: str) -> Runtime:
-    return Runtime(dataclasses.replace(rt.settings, partner_allow_list=names), rt.clock, rt.keys)
+    return with_settings(rt, partner_allow_list=names)
 
 
 async def test_builtins_are_discovered_through_the_entry_point_group(rt) -> None:

@@ -1,10 +1,10 @@
 """Admin reads of members: keyset pages by status, audited single reads, dormant accounts."""
 
-from api import vault
+from api.members import vault
+from api.members.dormancy import dormancy
+from api.members.sessions import access_token_for
 from api.models.audit import AuditEntry
-from api.retention import dormancy
 from api.security.tokens import Principal
-from api.sessions import access_token_for
 from tests.conftest import error_code, register_member
 
 MEMBERS = """query($after: String, $status: MemberStatus) {

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from api import audit
-from api.audit import verify_chain
 from api.models.audit import AuditEntry
+from api.platform import audit
+from api.platform.audit import verify_chain
 from tests.conftest import PASSWORD, error_code
 from tests.helpers_consent import cli_store, raw_sql, run_cli
 

@@ -4,8 +4,8 @@ import asyncio
 
 from tortoise.transactions import in_transaction
 
-from api import audit
-from api.audit import verify_chain
+from api.platform import audit
+from api.platform.audit import verify_chain
 from tests.conftest import PASSWORD
 from tests.helpers_consent import cli_store, raw_sql, run_cli
 

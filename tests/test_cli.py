@@ -77,12 +77,13 @@ def test_keys_rotate_rewraps_under_a_new_kek_and_admin_still_signs_in(home):
     # The admin's sealed TOTP secret still opens: prove it through the real sign-in code.
     check = subprocess.run([sys.executable, "-c", f"""
 import asyncio, pyotp
-from api.auth import login
-from api.clock import SystemClock
-from api.db import init_db, close_db
-from api.runtime import Runtime
+from api.service.composition import build_runtime
+from api.members.auth import login
+from api.core.clock import SystemClock
+from api.platform.db import init_db, close_db
+from api.platform.runtime import Runtime
 async def main():
-    rt = Runtime.create(clock=SystemClock())
+    rt = build_runtime(clock=SystemClock())
     await init_db(rt.settings)
     try:
         pair = await login(rt, "keyadmin", {PASSWORD!r}, pyotp.TOTP({secret!r}).now())

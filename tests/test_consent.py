@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from api import consent, members
+from api.consent import consents as consent
+from api.consent.events import ConsentChanged
+from api.members import records as members
 from api.models.consent import ConsentEvent
 from api.models.enums import ConsentState
+from api.platform.events import EventBus
+from api.service.composition import SUBSCRIBERS
 from tests.conftest import error_code
 from tests.helpers_consent import fresh_token
 
@@ -153,27 +157,30 @@ async def test_consented_members_in_bulk(gql, member, other_member, rt, clock):
     assert await consent.consented_members("marketing", ids) == set()
 
 
-async def test_after_change_hooks_run_after_commit(gql, member):
+async def test_consent_changes_reach_subscribers_after_commit(gql, rt, member):
     seen: list[tuple[str, str, ConsentState, int]] = []
 
-    async def hook(rt, member_id, purpose, state):
+    async def subscriber(rt_, event: ConsentChanged):
         # Committed already: a fresh read sees the event.
-        seen.append((member_id, purpose, state,
-                     await ConsentEvent.filter(member_id=member_id).count()))
+        seen.append((event.member_id, event.purpose, event.state,
+                     await ConsentEvent.filter(member_id=event.member_id).count()))
 
-    async def broken(rt, member_id, purpose, state):
-        raise RuntimeError("a failing hook does not undo the change")
+    async def broken(rt_, event: ConsentChanged):
+        raise RuntimeError("a failing subscriber does not undo the change")
 
-    consent.after_change.extend([broken, hook])
-    try:
-        await gql(GIVE, {"p": "marketing", "v": "1.0"}, token=member.token)
-        body = await gql(WITHDRAW, {"p": "marketing"}, token=member.token)
-        assert "errors" not in body
-    finally:
-        consent.after_change.remove(hook)
-        consent.after_change.remove(broken)
+    rt.events = EventBus({**SUBSCRIBERS,
+                          ConsentChanged: (*SUBSCRIBERS[ConsentChanged], broken, subscriber)})
+    await gql(GIVE, {"p": "marketing", "v": "1.0"}, token=member.token)
+    body = await gql(WITHDRAW, {"p": "marketing"}, token=member.token)
+    assert "errors" not in body
     assert seen == [(member.id, "marketing", ConsentState.GIVEN, 1),
                     (member.id, "marketing", ConsentState.WITHDRAWN, 2)]
+
+
+async def test_a_runtime_without_the_composition_refuses_to_publish(gql, rt, member):
+    rt.events = EventBus({})  # assembled without the composition root
+    body = await gql(GIVE, {"p": "marketing", "v": "1.0"}, token=member.token)
+    assert error_code(body) == "INTERNAL"
 
 
 async def test_give_and_withdraw_are_audited_without_personal_values(gql, member):
@@ -202,7 +209,7 @@ async def test_consent_operations_need_a_member_token(gql, admin):
 async def test_partner_purposes_join_the_registry(gql, member, rt):
     from tortoise.transactions import in_transaction
 
-    from api import purposes
+    from api.consent import purposes
 
     partner_id = "5b1c3a52-8f7e-4a55-9d0e-0c4f5ee1a001"
     async with in_transaction("default") as conn:

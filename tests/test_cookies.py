@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from api import cookies
+from api.consent import cookies
 from api.models.consent import CookieChoice
 from tests.conftest import error_code
 

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from api import delivery, disclosures
-from api.delivery import backoff, deliver_due
 from api.models.audit import AuditEntry
-from api.models.enums import OutboxStatus
-from api.models.member import MemberKey
+from api.models.enums import OutboxStatus, PersonalField
+from api.models.member import Member, MemberKey
 from api.models.partner import DeliveryAttempt, OutboxEvent
+from api.sharing import ledger as disclosures
+from api.sharing.bridge import safe_error
+from api.sharing.queue import LEASE_SECONDS, backoff, deliver_due
 from partners.recording import RecordingAdapter
 from tests.conftest import PG_URL, error_code
 from tests.helpers_delivery import make_partner, queue
@@ -229,21 +230,13 @@ async def test_retired_partner_gets_erasure_notices_only(rt, member) -> None:
     assert [e.id for e in RecordingAdapter.events(name)] == [erasure]
 
 
-async def test_grant_check_drops_fields_no_longer_granted(rt, member) -> None:
+async def test_delivery_sends_only_fields_granted_now(rt, member) -> None:
     name = bucket()
-    partner = await make_partner(rt, "Narrow Co", "recording", {"bucket": name})
+    partner = await make_partner(rt, "Narrow Co", "recording", {"bucket": name},
+                                 fields=[PersonalField.FULL_NAME])
     both = await queue(rt, partner, member.id, {"fullName": "Alice Example", "address": "1 Road"})
     only_address = await queue(rt, partner, member.id, {"address": "1 Road"})
-    saved = list(delivery._grant_check)
-
-    async def narrowed(rt_, partner_id, member_id, at):
-        return frozenset({"fullName"})
-
-    delivery.register_grant_check(narrowed)
-    try:
-        stats = await deliver_due(rt)
-    finally:
-        delivery._grant_check[:] = saved
+    stats = await deliver_due(rt)
     assert stats["delivered"] == 1 and stats["dead"] == 1
     (event,) = RecordingAdapter.events(name)
     assert event.id == both and event.member.fields == ("ref", "fullName")
@@ -252,29 +245,15 @@ async def test_grant_check_drops_fields_no_longer_granted(rt, member) -> None:
     assert seen.fields == ["FULL_NAME"]
 
 
-async def test_grant_batch_answers_for_the_whole_batch_once_per_partner(rt, member,
-                                                                          other_member) -> None:
+async def test_delivery_rechecks_every_member_of_a_batch(rt, member, other_member) -> None:
     name = bucket()
-    partner = await make_partner(rt, "Batch Grant Co", "recording", {"bucket": name})
+    partner = await make_partner(rt, "Batch Grant Co", "recording", {"bucket": name},
+                                 fields=[PersonalField.ADDRESS])
     kept = [await queue(rt, partner, member.id, {"fullName": "Alice Example", "address": "1 Road"})
             for _ in range(2)]
-    gone = await queue(rt, partner, other_member.id, {"fullName": "Bob Example"})
-    saved = list(delivery._grant_check)
-    calls: list[tuple[str, list[str]]] = []
-
-    async def per_member(rt_, partner_id, member_id, at):
-        raise AssertionError("the batch form should have answered")
-
-    async def per_batch(rt_, partner_id, member_ids, at):
-        calls.append((partner_id, member_ids))
-        return {member.id: frozenset({"address"}), other_member.id: None}
-
-    delivery.register_grant_check(per_member, batch=per_batch)
-    try:
-        stats = await deliver_due(rt, batch=10)
-    finally:
-        delivery._grant_check[:] = saved
-    assert calls == [(str(partner.id), sorted([member.id, other_member.id]))]
+    gone = await queue(rt, partner, other_member.id, {"address": "2 Road"})
+    await Member.filter(id=other_member.id).update(has_purchase=False)  # no contract any more
+    stats = await deliver_due(rt, batch=10)
     assert stats == {"claimed": 3, "delivered": 2, "failed": 0, "dead": 1}
     events = RecordingAdapter.events(name)
     assert sorted(e.id for e in events) == sorted(kept)
@@ -293,11 +272,12 @@ async def test_limit_and_batch_bound_one_run(rt, member) -> None:
 
 
 async def test_jobs_run_delivers_the_outbox(rt, member, tmp_path: Path) -> None:
-    from api.jobs import run_all
+    from api.platform.jobs import run_all
+    from api.service.composition import JOBS
 
     partner = await make_partner(rt, "Job Co", "jsonl", {"directory": str(tmp_path)})
     await queue(rt, partner, member.id, {"fullName": "Alice Example"})
-    results = await run_all(rt, only=["deliver_outbox"])
+    results = await run_all(rt, JOBS, only=["deliver_outbox"])
     assert results["deliver_outbox"]["delivered"] == 1
     assert len((tmp_path / "Job_Co.jsonl").read_text().splitlines()) == 1
 
@@ -318,7 +298,7 @@ async def test_worker_killed_mid_batch_loses_nothing(rt, clock, member) -> None:
         partner = await make_partner(rt, "Crash Co", "webhook", {"url": receiver.url, "secret": SECRET})
         ids = {await queue(rt, partner, member.id, {"fullName": "Alice Example"}) for _ in range(30)}
         worker = subprocess.Popen(  # noqa: ASYNC220 - we never wait on it blocking
-            [sys.executable, "-m", "api.cli", "worker", "--interval", "0.2"],
+            [sys.executable, "-m", "api.service.cli", "worker", "--interval", "0.2"],
             env=_worker_env(rt), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             await asyncio.wait_for(receiver.holding.wait(), timeout=60)
@@ -332,7 +312,7 @@ async def test_worker_killed_mid_batch_loses_nothing(rt, clock, member) -> None:
         assert list(mid.values()).count("DELIVERED") < 30  # but not all were recorded
         # The dead worker's claims stay leased until the lease expires, then anyone delivers them.
         assert (await deliver_due(rt))["claimed"] == 0
-        clock.advance(seconds=delivery.LEASE_SECONDS + 1)
+        clock.advance(seconds=LEASE_SECONDS + 1)
         await drain(rt, clock)
     assert set(receiver.unique) == ids and len(receiver.unique) == 30
     assert set((await statuses()).values()) == {"DELIVERED"}
@@ -357,7 +337,7 @@ async def test_two_worker_processes_never_deliver_the_same_event_twice(rt, membe
         partner = await make_partner(rt, "Twin Co", "webhook", {"url": receiver.url, "secret": SECRET})
         ids = {await queue(rt, partner, member.id, {"fullName": "Alice Example"}) for _ in range(200)}
         procs = [await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "api.cli", "jobs", "run", "--only", "deliver_outbox",
+            sys.executable, "-m", "api.service.cli", "jobs", "run", "--only", "deliver_outbox",
             env=_worker_env(rt), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
             for _ in range(2)]
         codes = await asyncio.wait_for(asyncio.gather(*(p.wait() for p in procs)), timeout=120)
@@ -369,6 +349,6 @@ async def test_two_worker_processes_never_deliver_the_same_event_twice(rt, membe
 def test_attempt_log_keeps_only_messages_known_to_be_safe() -> None:
     from partners.base import DeliveryError
 
-    assert delivery._safe_error(ValueError("Alice Example, 1 Clinic Road")) == "adapter raised ValueError"
-    assert delivery._safe_error(DeliveryError("receiver answered HTTP 500")) == "receiver answered HTTP 500"
-    assert len(delivery._safe_error(DeliveryError("x" * 1000))) == 255
+    assert safe_error(ValueError("Alice Example, 1 Clinic Road")) == "adapter raised ValueError"
+    assert safe_error(DeliveryError("receiver answered HTTP 500")) == "receiver answered HTTP 500"
+    assert len(safe_error(DeliveryError("x" * 1000))) == 255

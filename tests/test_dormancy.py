@@ -14,14 +14,16 @@ from pathlib import Path
 import pyotp
 import pytest
 
-from api import vault
-from api.jobs import run_all
+from api.members import vault
+from api.members.dormancy import dormancy
 from api.models.audit import AuditEntry
 from api.models.enums import MemberStatus
 from api.models.member import Member, MemberKey
 from api.models.rights import DataRequest, Notification
 from api.models.vault import RetainedRecord
-from api.retention import dormancy, request_deadlines, retention_expiry
+from api.platform.jobs import run_all
+from api.rights.retention import request_deadlines, retention_expiry
+from api.service.composition import JOBS
 from tests import helpers_rights
 from tests.conftest import LOGIN, PASSWORD, create_admin
 from tests.helpers_rights import contains, store_dump
@@ -117,7 +119,7 @@ async def test_jobs_from_two_runners_at_once_give_the_same_result(rt, clock, mem
     await asyncio.gather(dormancy(rt), dormancy(rt))
     assert await _notices(member.id) == 1 and await _notices(other_member.id) == 1
     clock.set(vault.add_months(start, 12))
-    results = await asyncio.gather(run_all(rt, only=["dormancy"]), dormancy(rt))
+    results = await asyncio.gather(run_all(rt, JOBS, only=["dormancy"]), dormancy(rt))
     assert await Member.filter(status=MemberStatus.DORMANT).count() == 2
     assert await RetainedRecord.all().count() == 2
     assert results[0]["dormancy"] in ({"notified": 0, "dormant": 0}, {"notified": 0, "dormant": 2},
@@ -143,7 +145,7 @@ async def test_requests_near_or_past_due_are_flagged_once(gql, rt, clock, member
                        token=login["data"]["login"]["accessToken"])
     assert listed["data"]["dataRequests"] == [{"id": request_id,
                                                "overdueFlaggedAt": clock.now().isoformat()}]
-    await run_all(mail_rt, only=["send_mail"])
+    await run_all(mail_rt, JOBS, only=["send_mail"])
     [mail] = smtp.to("deadline-admin@clinic.example")
     assert request_id in mail.get_payload() and "alice" not in mail.get_payload()
 
@@ -155,7 +157,7 @@ async def _cli_jobs(rt, at, jobs: list[str], smtp_port: int) -> list[dict]:
            "CONSENTRY_DATABASE_URL": s.main_url, "CONSENTRY_VAULT_DATABASE_URL": s.vault_url,
            "CONSENTRY_NOW": at.isoformat(), "CONSENTRY_SMTP_HOST": "127.0.0.1",
            "CONSENTRY_SMTP_PORT": str(smtp_port)}
-    args = [sys.executable, "-m", "api.cli", "jobs", "run"]
+    args = [sys.executable, "-m", "api.service.cli", "jobs", "run"]
     for name in jobs:
         args += ["--only", name]
     procs = [await asyncio.create_subprocess_exec(*args, cwd=ROOT, env=env,

@@ -17,14 +17,13 @@ from pathlib import Path
 import pytest
 from tortoise import connections
 
-from api.errors import NotFound
-from api.keys_rotation import rotate
-from api.members import data_key, get_view
+from api.core.errors import NotFound
+from api.core.settings import Settings
+from api.members.records import data_key, get_view
 from api.models.member import Member, MemberKey
-from api.runtime import Runtime
 from api.security.envelope import DataKey, UndecryptableError, unwrap
 from api.security.keys import DevelopmentKeysRefused, KeyRing
-from api.settings import Settings
+from api.service.keys_rotation import rotate
 from tests.conftest import PASSWORD, register_member
 from tests.helpers_hardening import write_production_keys
 
@@ -136,7 +135,7 @@ async def test_store_holds_no_personal_value_in_plaintext(gql, rt, caplog):
 
 async def test_the_scan_would_find_a_plaintext_value(rt, member):
     """Control: the scanner does see a value written in clear (so silence above means absence)."""
-    from api.audit import record
+    from api.platform.audit import record
 
     await record(rt, "test", "scan.control", "probe", {"note": "Plaintext Canary Value"})
     assert _leaks(await _raw_store(), ["Plaintext Canary Value"]) == ["Plaintext Canary Value"]
@@ -182,7 +181,7 @@ async def test_key_rotation_rewraps_data_keys_without_touching_fields(rt, gql, m
                                                                       other_member):
     before = {str(m.id): bytes(m.email_ct) for m in await Member.all()}
     new_kek = secrets.token_bytes(32)
-    rotated = Runtime(rt.settings, rt.clock, dataclasses.replace(
+    rotated = dataclasses.replace(rt, extras={}, keys=dataclasses.replace(
         rt.keys, keks={**rt.keys.keks, 2: new_kek}, active_kek=2))
     counts = await rotate(rotated)
     assert counts["member_keys"] == 2
@@ -194,7 +193,7 @@ async def test_key_rotation_rewraps_data_keys_without_touching_fields(rt, gql, m
     with pytest.raises(UndecryptableError):
         await get_view(rt, member.id)
     # Retiring KEK 1 from the ring still works for everyone.
-    retired = Runtime(rt.settings, rt.clock, dataclasses.replace(
+    retired = dataclasses.replace(rt, extras={}, keys=dataclasses.replace(
         rt.keys, keks={2: new_kek}, active_kek=2))
     assert (await get_view(retired, other_member.id)).user_id == "bob"
     # Running it again is a no-op.
@@ -204,10 +203,10 @@ async def test_key_rotation_rewraps_data_keys_without_touching_fields(rt, gql, m
 async def test_key_rotation_keeps_admin_totp_usable(rt, gql, admin, clock):
     import pyotp
 
-    from api.auth import _open_secret
+    from api.members.auth import _open_secret
     from api.models.member import Admin
 
-    rotated = Runtime(rt.settings, rt.clock, dataclasses.replace(
+    rotated = dataclasses.replace(rt, extras={}, keys=dataclasses.replace(
         rt.keys, keks={**rt.keys.keks, 2: secrets.token_bytes(32)}, active_kek=2))
     assert (await rotate(rotated))["admins"] == 1
     row = await Admin.get(user_id="root-admin")
@@ -238,7 +237,7 @@ def test_production_serve_refuses_to_start_with_development_keys(tmp_path):
 
     env = {**os.environ, "CONSENTRY_ENV": "production", "CONSENTRY_DATA_DIR": str(tmp_path)}
     env.pop("CONSENTRY_DATABASE_URL", None)
-    done = subprocess.run([sys.executable, "-m", "api.cli", "serve", "--port", "1"], env=env,
+    done = subprocess.run([sys.executable, "-m", "api.service.cli", "serve", "--port", "1"], env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
     assert "DevelopmentKeysRefused" in done.stderr or "development keys" in done.stderr.lower()

@@ -9,17 +9,20 @@ import logging
 import uuid
 from datetime import timedelta
 
-from api import keys_rotation, purchases, vault
-from api.jobs import run_all
-from api.mailer import send_pending
-from api.members import data_key
+from api.members import vault
+from api.members.mail import send_pending
+from api.members.records import data_key
 from api.models.enums import DataRequestStatus, PersonalField
 from api.models.member import Member, MemberKey
 from api.models.partner import OutboxEvent
 from api.models.rights import DataRequest, Notification
 from api.models.vault import RetainedRecord
-from api.outbox import enqueue
-from api.partner_refs import partner_ref
+from api.platform.jobs import run_all
+from api.service import keys_rotation
+from api.service.composition import JOBS
+from api.sharing import purchases
+from api.sharing.outbox import enqueue
+from api.sharing.refs import partner_ref
 from partners.recording import RecordingAdapter
 from tests import helpers_rights
 from tests.conftest import LOGIN, PASSWORD, error_code
@@ -103,7 +106,7 @@ async def test_non_purchasing_member_leaves_no_trace(gql, rt, clock, member, oth
     assert all(r.status == DataRequestStatus.COMPLETED for r in requests)
 
     # The partner gets the erasure notice; the member the confirmation, at the SMTP server.
-    await run_all(rt, only=["deliver_outbox"])
+    await run_all(rt, JOBS, only=["deliver_outbox"])
     [event] = [e.to_dict() for e in RecordingAdapter.events(f"e-{tag}")]
     assert event["type"] == "member.erasure" and set(event["member"]) == {"ref"}
     assert (await send_pending(mail_rt))["SENT"] >= 1
@@ -159,11 +162,11 @@ async def test_purchasing_member_keeps_tax_data_only_in_the_vault_for_five_years
 
     # Kept until five years after the last purchase, then destroyed by the job (twice = once).
     clock.set(until - timedelta(days=1))
-    assert (await run_all(rt, only=["retention_expiry"]))["retention_expiry"]["records"] == 0
+    assert (await run_all(rt, JOBS, only=["retention_expiry"]))["retention_expiry"]["records"] == 0
     assert await RetainedRecord.exists(id=record.id)
     clock.set(until + timedelta(seconds=1))
-    first_run = await run_all(rt, only=["retention_expiry"])
-    second_run = await run_all(rt, only=["retention_expiry"])
+    first_run = await run_all(rt, JOBS, only=["retention_expiry"])
+    second_run = await run_all(rt, JOBS, only=["retention_expiry"])
     assert first_run["retention_expiry"]["records"] == 1
     assert second_run["retention_expiry"]["records"] == 0
     assert not await RetainedRecord.exists(id=record.id)
@@ -218,9 +221,9 @@ async def test_two_withdrawals_at_once_destroy_once(gql, rt, member):
 async def test_history_is_purged_after_destruction_by_a_job(gql, rt, member):
     """Destruction does constant work: consent events and disclosures (ids and ciphertexts
     under the shredded key) are deleted by the history_purge job, twice = once."""
-    from api.erasure import history_purge
     from api.models.consent import ConsentEvent
     from api.models.ops import HistoryPurge
+    from api.rights.erasure import history_purge
 
     token = (await gql(LOGIN, {"u": "alice", "p": PASSWORD}))["data"]["login"]["accessToken"]
     for purpose in ("marketing", "research"):

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from strawberry.extensions.validation_cache import _get_validate_cache
 
-from api.app import ConsentryGraphQL
+from api.service.asgi import ConsentryGraphQL
 from schema.fastpath import FastGraphQL
 from tests.conftest import error_code, register_member
 

@@ -12,12 +12,13 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from api import vault
-from api.jobs import run_all
-from api.mailer import backoff, send_pending
+from api.members import vault
+from api.members.dormancy import dormancy
+from api.members.mail import backoff, send_pending
+from api.members.notifications import notify
 from api.models.rights import Notification
-from api.notifications import notify
-from api.retention import dormancy
+from api.platform.jobs import run_all
+from api.service.composition import JOBS
 from tests import helpers_rights
 from tests.conftest import LOGIN, PASSWORD
 from tests.helpers_rights import _Collect, _free_port
@@ -48,7 +49,7 @@ async def test_two_workers_send_each_mail_once(mail_rt, smtp, member):
     for _ in range(5):
         await _note(mail_rt, member.id)
     results = await asyncio.gather(send_pending(mail_rt), send_pending(mail_rt),
-                                   run_all(mail_rt, only=["send_mail"]))
+                                   run_all(mail_rt, JOBS, only=["send_mail"]))
     assert results[0]["SENT"] + results[1]["SENT"] + results[2]["send_mail"]["SENT"] == 5
     assert len(smtp.to("alice@example.org")) == 5
 
@@ -115,7 +116,7 @@ async def test_smtp_login_with_configured_credentials(rt, member):
 async def test_dormancy_notice_is_mailed(mail_rt, smtp, clock, member):
     clock.set(vault.add_months(clock.now(), 11))
     await dormancy(mail_rt)
-    await run_all(mail_rt, only=["send_mail"])
+    await run_all(mail_rt, JOBS, only=["send_mail"])
     [mail] = smtp.to("alice@example.org")
     assert mail["Subject"] == "Your account will become dormant"
     assert mail["X-Consentry-Kind"] == "dormancy.notice"

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from api.adapters import adapter_infos, refresh, validate_config
-from api.delivery import deliver_due
-from api.errors import BadInput
+from api.core.errors import BadInput
 from api.models.enums import OutboxStatus
 from api.models.partner import OutboxEvent
+from api.sharing.adapters import adapter_infos, refresh, validate_config
+from api.sharing.queue import deliver_due
 from tests.helpers_delivery import make_partner, queue
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +65,7 @@ async def test_consentry_jobs_run_uses_the_installed_plugin(rt, member, installe
                CONSENTRY_VAULT_DATABASE_URL=rt.settings.vault_url,
                CONSENTRY_DATA_DIR=str(rt.settings.data_dir), CONSENTRY_NOW=rt.now().isoformat())
     done = subprocess.run(  # noqa: ASYNC221 - a blocking run is what an operator does
-        [sys.executable, "-m", "api.cli", "jobs", "run", "--only", "deliver_outbox"], env=env,
+        [sys.executable, "-m", "api.service.cli", "jobs", "run", "--only", "deliver_outbox"], env=env,
         capture_output=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     # What the separate process reports (its own view of the outbox; see note below).

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from api.jobs import run_all
 from api.models.audit import AuditEntry
 from api.models.consent import PolicyVersion
 from api.models.rights import Notification
+from api.platform.jobs import run_all
+from api.service.composition import JOBS
 from tests.conftest import error_code
 from tests.helpers_consent import cli_store, fresh_token, run_cli
 
@@ -69,12 +70,12 @@ async def test_jobs_run_records_the_change_once(gql, admin, clock, rt):
     effective = clock.now() + timedelta(days=45)
     await gql(ANNOUNCE, {"v": "2.0", "t": "Version two", "at": iso(effective)},
               token=admin.token)
-    assert (await run_all(rt, ["policy_in_force"]))["policy_in_force"] == 0
+    assert (await run_all(rt, JOBS, ["policy_in_force"]))["policy_in_force"] == 0
     clock.set(effective + timedelta(hours=1))
-    assert (await run_all(rt, ["policy_in_force"]))["policy_in_force"] == 1
+    assert (await run_all(rt, JOBS, ["policy_in_force"]))["policy_in_force"] == 1
     row = await PolicyVersion.get(version="2.0")
     assert row.in_force_recorded_at == effective + timedelta(hours=1)
-    assert (await run_all(rt, ["policy_in_force"]))["policy_in_force"] == 0
+    assert (await run_all(rt, JOBS, ["policy_in_force"]))["policy_in_force"] == 0
     entries = await AuditEntry.filter(action="policy.in_force")
     assert [e.subject for e in entries] == ["policy:2.0"]
 
@@ -137,8 +138,8 @@ async def test_announce_needs_an_admin(gql, member, clock):
 _ANNOUNCE_PY = """
 import asyncio, sys
 from datetime import datetime
-from api import policy
-from api.cli import _runtime, _with_db
+from api.consent import policy
+from api.service.cli import _runtime, _with_db
 rt = _runtime()
 async def go():
     await policy.announce(rt, "test", "2.0", "Version two", datetime.fromisoformat(sys.argv[1]))

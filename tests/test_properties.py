@@ -17,9 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api import validation as v
-from api.errors import BadInput
-from api.grants import Grant, MemberFacts, PartnerState, grant_for, partner_purpose
+from api.core import validation as v
+from api.core.errors import BadInput
 from api.models.enums import LegalBasis, MemberStatus, PartnerStatus, PersonalField
 from api.security.envelope import (
     DataKey,
@@ -29,6 +28,7 @@ from api.security.envelope import (
     rewrap,
     unwrap,
 )
+from api.sharing.grants import Grant, MemberFacts, PartnerState, grant_for, partner_purpose
 from partners.base import PartnerEvent, SharedMember
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))

@@ -6,7 +6,6 @@ counter storage (the main database, or Redis), exactly as separate processes wou
 
 from __future__ import annotations
 
-import dataclasses
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -15,8 +14,9 @@ from contextlib import AsyncExitStack
 import httpx
 import pytest
 
-from api.app import create_app
-from api.runtime import Runtime
+from api.platform.runtime import Runtime
+from api.service.asgi import create_app
+from api.service.composition import with_settings
 from tests.conftest import GQL, LOGIN, PASSWORD, REGISTER, error_code, register_member
 
 REDIS = ("127.0.0.1", 6379)
@@ -35,8 +35,7 @@ async def make_client(rt: Runtime) -> AsyncIterator[Callable[..., GQL]]:
     """Build an app (a "process") with changed settings, seen from a given client address."""
     async with AsyncExitStack() as stack:
         def make(address: str = "127.0.0.1", runtime: Runtime | None = None, **overrides) -> GQL:
-            process = runtime or Runtime(dataclasses.replace(rt.settings, **overrides), rt.clock,
-                                         rt.keys)
+            process = runtime or with_settings(rt, **overrides)
             transport = httpx.ASGITransport(app=create_app(process, manage_db=False),
                                             client=(address, 40000))
             client = httpx.AsyncClient(transport=transport, base_url="http://testserver")

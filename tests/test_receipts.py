@@ -8,7 +8,7 @@ from datetime import datetime
 import jwt
 import pytest
 
-from api import receipts
+from api.consent import receipts
 from api.models.consent import ConsentEvent
 from tests.conftest import error_code
 from tests.helpers_consent import fresh_token

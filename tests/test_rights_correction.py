@@ -7,14 +7,15 @@ from __future__ import annotations
 import json
 import uuid
 
-from api import purchases
-from api.jobs import run_all
-from api.members import data_key
+from api.members.records import data_key
 from api.models.enums import MemberStatus
 from api.models.member import Member
 from api.models.partner import OutboxEvent
 from api.models.rights import DataRequest, Notification
-from api.outbox import payload_label
+from api.platform.jobs import run_all
+from api.service.composition import JOBS
+from api.sharing import purchases
+from api.sharing.outbox import payload_label
 from partners.recording import RecordingAdapter
 from tests.conftest import error_code
 from tests.helpers_consent import fresh_token
@@ -35,7 +36,7 @@ async def _shared(gql, token: str) -> list[dict]:
 
 
 async def _deliver(rt) -> None:
-    await run_all(rt, only=["deliver_outbox"])
+    await run_all(rt, JOBS, only=["deliver_outbox"])
 
 
 async def test_report_opens_a_correction_due_in_30_days_and_restricts(gql, member):

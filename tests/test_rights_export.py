@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from api.members.notifications import notify
 from api.models.enums import DataRequestKind, DataRequestStatus
 from api.models.rights import DataRequest
-from api.notifications import notify
 from tests.conftest import error_code
 from tests.helpers_rights import add_purchase, disclose, make_partner
 

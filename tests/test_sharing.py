@@ -3,8 +3,9 @@ with which fields, and what the member sees in ``me.disclosures``."""
 
 from __future__ import annotations
 
-from api.jobs import run_all
 from api.models.partner import OutboxEvent
+from api.platform.jobs import run_all
+from api.service.composition import JOBS
 from tests.conftest import error_code
 from tests.helpers_partners import (
     CHANGE,
@@ -52,8 +53,8 @@ async def test_jobs_are_idempotent(gql, admin, member, rt, clock, tmp_path):
     await announce(gql, admin, directory=tmp_path)
     await purchase(gql, admin, member.id)
     clock.advance(days=30)
-    first = await run_all(rt, only=["partner_changes_in_force"])
-    second = await run_all(rt, only=["partner_changes_in_force"])
+    first = await run_all(rt, JOBS, only=["partner_changes_in_force"])
+    second = await run_all(rt, JOBS, only=["partner_changes_in_force"])
     assert first["partner_changes_in_force"] == {"applied": 1, "events": 1}
     assert second["partner_changes_in_force"] == {"applied": 0, "events": 0}
     await run_jobs(rt)

@@ -18,8 +18,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from api.members.sessions import access_token_for
 from api.security.tokens import Principal
-from api.sessions import access_token_for
 from tests.conftest import LOGIN, PASSWORD, error_code
 
 ME = "{ me { id userId } }"

@@ -27,7 +27,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from api.settings import Settings
+from api.core.settings import Settings
 
 __all__ = ["KeyRing", "DevelopmentKeysRefused", "generate_kek_file"]
 

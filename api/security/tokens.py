@@ -1,6 +1,6 @@
 """Access tokens: short-lived EdDSA JWTs with every claim required and one pinned algorithm.
 
-Refresh tokens are opaque random strings; only their SHA-256 is stored (see ``api.sessions``).
+Refresh tokens are opaque random strings; only their SHA-256 is stored (see ``api.members.sessions``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import jwt
 
-from api.errors import Unauthenticated
+from api.core.errors import Unauthenticated
 from api.security.keys import KeyRing
 
 __all__ = ["Principal", "issue_access_token", "decode_access_token", "new_opaque_token",

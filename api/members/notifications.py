@@ -1,0 +1,51 @@
+"""The notification outbox, write side: durable messages to members.
+
+Bodies are generic (no personal values beyond what the message needs); the recipient's
+address is decrypted only at send time (``api/members/mail.py`` delivers over SMTP).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from api.models.enums import MemberStatus
+from api.models.member import Member
+from api.models.rights import Notification
+from api.platform.runtime import Runtime
+
+__all__ = ["notify", "notify_all_members", "recipient_label", "KINDS"]
+
+KINDS = ("policy.announced", "partner.changed", "dormancy.notice", "membership.withdrawn",
+         "correction.completed", "data_request.due")
+
+
+def recipient_label(notification_id: str) -> str:
+    """The label a notification's sealed recipient address is bound to (mail to an address
+    no member row holds any more: a withdrawal confirmation, an admin's reminder)."""
+    return f"notification-recipient/{notification_id}"
+
+
+async def notify(rt: Runtime, conn: BaseDBAsyncClient | None, *, member_id: str | None,
+                 kind: str, subject: str, body: str, recipient_ct: bytes | None = None) -> str:
+    now = rt.now()
+    note_id = uuid.uuid4()
+    await Notification.create(id=note_id, member_id=member_id, kind=kind, subject=subject,
+                              body=body, recipient_ct=recipient_ct, status="PENDING",
+                              attempts=0, next_attempt_at=now, created_at=now, using_db=conn)
+    return str(note_id)
+
+
+async def notify_all_members(rt: Runtime, conn: BaseDBAsyncClient | None, *, kind: str,
+                             subject: str, body: str) -> int:
+    """One notification per reachable member (active, restricted or dormant), in bulk."""
+    now = rt.now()
+    ids = await Member.exclude(status=MemberStatus.WITHDRAWN).using_db(conn).values_list(
+        "id", flat=True)
+    rows = [Notification(id=uuid.uuid4(), member_id=mid, kind=kind, subject=subject, body=body,
+                         status="PENDING", attempts=0, next_attempt_at=now, created_at=now)
+            for mid in ids]
+    if rows:
+        await Notification.bulk_create(rows, batch_size=500, using_db=conn)
+    return len(rows)

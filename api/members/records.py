@@ -1,0 +1,219 @@
+"""Members: registration, profile reads and edits, and the per-member data key.
+
+A :class:`MemberView` is the decrypted, read-only picture of one member that the GraphQL layer,
+exports and the partner bridge are built from. Nothing else decrypts member fields.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from api.core.errors import BadInput, Conflict, NotFound
+from api.core.validation import (
+    validate_address,
+    validate_date_of_birth,
+    validate_email,
+    validate_full_name,
+    validate_password,
+    validate_phone,
+    validate_user_id,
+)
+from api.models.enums import MemberStatus, PersonalField
+from api.models.member import Member, MemberKey
+from api.platform import audit
+from api.platform.runtime import Runtime
+from api.security.blind_index import blind_index
+from api.security.envelope import DataKey, new_data_key, unwrap
+from api.security.passwords import hash_password
+
+__all__ = ["MemberView", "register", "get_view", "data_key", "update_profile",
+           "views_for", "ProfileChange", "sealed_view"]
+
+
+@dataclass(frozen=True)
+class MemberView:
+    id: str
+    user_id: str
+    email: str
+    full_name: str
+    date_of_birth: date | None
+    phone: str | None
+    address: str | None
+    status: MemberStatus
+    created_at: datetime
+    last_active_at: datetime
+    has_purchase: bool
+
+    def value(self, field: PersonalField) -> str | None:
+        """A personal field by enum, as text (dates ISO) for events and exports."""
+        raw = getattr(self, field.column)
+        return raw.isoformat() if isinstance(raw, date) else raw
+
+    def personal(self) -> dict[str, str | None]:
+        return {f.graphql: self.value(f) for f in PersonalField}
+
+
+@dataclass(frozen=True)
+class ProfileChange:
+    """What an edit changed, for the partner bridge and correction handling."""
+
+    member_id: str
+    changed: frozenset[PersonalField]
+
+
+async def data_key(rt: Runtime, member_id: str, conn: BaseDBAsyncClient | None = None) -> DataKey:
+    row = await MemberKey.get_or_none(member_id=member_id).using_db(conn)
+    if row is None:
+        raise NotFound("member not found")
+    return unwrap(rt.keys, row.wrapped, row.kek_version, str(member_id))
+
+
+def _view(member: Member, key: DataKey) -> MemberView:
+    dob = key.decrypt_optional("date_of_birth", member.date_of_birth_ct)
+    return MemberView(
+        id=str(member.id),
+        user_id=key.decrypt("user_id", member.user_id_ct),
+        email=key.decrypt("email", member.email_ct),
+        full_name=key.decrypt("full_name", member.full_name_ct),
+        date_of_birth=date.fromisoformat(dob) if dob else None,
+        phone=key.decrypt_optional("phone", member.phone_ct),
+        address=key.decrypt_optional("address", member.address_ct),
+        status=member.status,
+        created_at=member.created_at,
+        last_active_at=member.last_active_at,
+        has_purchase=member.has_purchase,
+    )
+
+
+def sealed_view(member: Member) -> MemberView:
+    """A dormant member whose personal data sits in the vault: the main store cannot read it,
+    so admins see the account and its status with empty personal fields."""
+    return MemberView(id=str(member.id), user_id="", email="", full_name="", date_of_birth=None,
+                      phone=None, address=None, status=member.status,
+                      created_at=member.created_at, last_active_at=member.last_active_at,
+                      has_purchase=member.has_purchase)
+
+
+async def _load(rt: Runtime, member_id: str) -> tuple[MemberView, DataKey]:
+    member = await Member.get_or_none(id=member_id)
+    if member is None or member.status == MemberStatus.WITHDRAWN:
+        raise NotFound("member not found")
+    key = await data_key(rt, member_id)
+    return _view(member, key), key
+
+
+async def get_view(rt: Runtime, member_id: str) -> MemberView:
+    return (await _load(rt, member_id))[0]
+
+
+async def views_for(rt: Runtime, members: list[Member]) -> list[MemberView]:
+    """Decrypt several members with one key query (no N+1)."""
+    ids = [str(m.id) for m in members]
+    keys = {str(k.member_id): k for k in await MemberKey.filter(member_id__in=ids)}
+    out = []
+    for m in members:
+        k = keys.get(str(m.id))
+        if k is not None:
+            out.append(_view(m, unwrap(rt.keys, k.wrapped, k.kek_version, str(m.id))))
+    return out
+
+
+def _clean_profile(rt: Runtime, data: dict[str, Any]) -> dict[str, Any]:
+    cleaned: dict[str, Any] = {}
+    validators = {"email": validate_email, "full_name": validate_full_name,
+                  "phone": validate_phone, "address": validate_address}
+    for name, value in data.items():
+        if value is None:
+            cleaned[name] = None
+        elif name == "date_of_birth":
+            cleaned[name] = validate_date_of_birth(value, rt.now().date())
+        else:
+            cleaned[name] = validators[name](value)
+    return cleaned
+
+
+async def register(rt: Runtime, *, user_id: str, email: str, full_name: str, password: str,
+                   date_of_birth: date | None = None, phone: str | None = None,
+                   address: str | None = None) -> MemberView:
+    user_id = validate_user_id(user_id)
+    profile = _clean_profile(rt, {"email": email, "full_name": full_name,
+                                  "date_of_birth": date_of_birth, "phone": phone,
+                                  "address": address})
+    validate_password(password, user_id=user_id, email=profile["email"])
+    member_id = uuid.uuid4()
+    key, wrapped, version = new_data_key(rt.keys, str(member_id))
+    now = rt.now()
+    dob = profile["date_of_birth"]
+    try:
+        async with in_transaction("default") as conn:
+            await MemberKey.create(member_id=member_id, wrapped=wrapped, kek_version=version,
+                                   using_db=conn)
+            await Member.create(
+                id=member_id, status=MemberStatus.ACTIVE, created_at=now, last_active_at=now,
+                password_hash=hash_password(password),
+                user_id_idx=blind_index(rt.keys, "user_id", user_id),
+                email_idx=blind_index(rt.keys, "email", profile["email"]),
+                user_id_ct=key.encrypt("user_id", user_id),
+                email_ct=key.encrypt("email", profile["email"]),
+                full_name_ct=key.encrypt("full_name", profile["full_name"]),
+                date_of_birth_ct=key.encrypt_optional("date_of_birth",
+                                                      dob.isoformat() if dob else None),
+                phone_ct=key.encrypt_optional("phone", profile["phone"]),
+                address_ct=key.encrypt_optional("address", profile["address"]),
+                using_db=conn,
+            )
+            await audit.record(rt, f"member:{member_id}", "member.register", str(member_id),
+                               using=conn)
+    except IntegrityError:
+        raise Conflict("a member with this user id or email already exists") from None
+    return await get_view(rt, str(member_id))
+
+
+_PROFILE_FIELDS = {
+    "email": PersonalField.EMAIL, "full_name": PersonalField.FULL_NAME,
+    "date_of_birth": PersonalField.DATE_OF_BIRTH, "phone": PersonalField.PHONE,
+    "address": PersonalField.ADDRESS,
+}
+
+
+async def update_profile(rt: Runtime, member_id: str, changes: dict[str, Any],
+                         *, actor: str | None = None) -> tuple[MemberView, ProfileChange]:
+    """Apply edits. ``changes`` maps column names to new values; None clears optional fields.
+
+    Returns the new view and which fields changed, so callers (partner bridge, corrections)
+    can react in the same request. Required fields cannot be cleared.
+    """
+    for required in ("email", "full_name"):
+        if required in changes and changes[required] is None:
+            raise BadInput(f"{required} cannot be removed", field=required)
+    cleaned = _clean_profile(rt, changes)
+    before, key = await _load(rt, member_id)
+    updates: dict[str, Any] = {}
+    changed: set[PersonalField] = set()
+    for name, value in cleaned.items():
+        old = getattr(before, name)
+        if value == old:
+            continue
+        changed.add(_PROFILE_FIELDS[name])
+        text = value.isoformat() if isinstance(value, date) else value
+        updates[f"{name}_ct"] = key.encrypt_optional(name, text)
+        if name == "email":
+            updates["email_idx"] = blind_index(rt.keys, "email", value)
+    if updates:
+        try:
+            async with in_transaction("default") as conn:
+                await Member.filter(id=member_id).using_db(conn).update(**updates)
+                await audit.record(rt, actor or f"member:{member_id}", "member.update_profile",
+                                   member_id, {"fields": sorted(f.value for f in changed)},
+                                   using=conn)
+        except IntegrityError:
+            raise Conflict("another member uses this email") from None
+    view = await get_view(rt, member_id) if updates else before
+    return view, ProfileChange(member_id, frozenset(changed))

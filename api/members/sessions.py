@@ -1,0 +1,90 @@
+"""Token pairs: a short-lived access JWT and an opaque, rotating refresh token.
+
+Each refresh consumes its token and issues a new one in the same family. Presenting a spent
+token again means it leaked: the whole family is revoked.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from tortoise.transactions import in_transaction
+
+from api.core.errors import Unauthenticated
+from api.models.member import RefreshSession
+from api.platform import audit
+from api.platform.runtime import Runtime
+from api.security.tokens import Principal, hash_token, issue_access_token, new_opaque_token
+
+__all__ = ["TokenPair", "start", "rotate", "end", "revoke_subject", "access_token_for"]
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    role: str
+    subject: str
+
+
+def access_token_for(rt: Runtime, principal: Principal, ttl: int | None = None) -> str:
+    s = rt.settings
+    return issue_access_token(rt.keys, issuer=s.issuer, audience=s.audience, now=rt.now(),
+                              ttl=ttl or s.access_token_ttl, principal=principal)
+
+
+async def _issue(rt: Runtime, role: str, subject: str, family: uuid.UUID, conn=None) -> TokenPair:
+    refresh = new_opaque_token()
+    now = rt.now()
+    await RefreshSession.create(
+        id=uuid.uuid4(), token_hash=hash_token(refresh), family_id=family, subject=subject,
+        role=role, issued_at=now, expires_at=now + timedelta(seconds=rt.settings.refresh_token_ttl),
+        using_db=conn,
+    )
+    access = access_token_for(rt, Principal(role, subject))
+    return TokenPair(access, refresh, rt.settings.access_token_ttl, role, subject)
+
+
+async def start(rt: Runtime, role: str, subject: str) -> TokenPair:
+    return await _issue(rt, role, subject, uuid.uuid4())
+
+
+async def rotate(rt: Runtime, refresh_token: str) -> TokenPair:
+    now = rt.now()
+    async with in_transaction("default") as conn:
+        row = await (RefreshSession.filter(token_hash=hash_token(refresh_token))
+                     .using_db(conn).select_for_update().first())
+        if row is None or row.revoked_at is not None or row.expires_at <= now:
+            raise Unauthenticated("refresh token is not valid")
+        if row.used_at is not None:
+            await RefreshSession.filter(family_id=row.family_id, revoked_at=None).using_db(
+                conn).update(revoked_at=now)
+            await audit.record(rt, f"{row.role.lower()}:{row.subject}", "session.reuse_detected",
+                               row.subject, {"family": str(row.family_id)}, using=conn)
+            reused = True
+        else:
+            row.used_at = now
+            await row.save(using_db=conn, update_fields=["used_at"])
+            reused = False
+            pair = await _issue(rt, row.role, row.subject, row.family_id, conn)
+    if reused:
+        raise Unauthenticated("refresh token was already used; every session of it is revoked")
+    return pair
+
+
+async def end(rt: Runtime, refresh_token: str) -> bool:
+    """Logout: revoke the token's whole family (this sign-in on this device)."""
+    row = await RefreshSession.get_or_none(token_hash=hash_token(refresh_token))
+    if row is None:
+        return False
+    await RefreshSession.filter(family_id=row.family_id, revoked_at=None).update(
+        revoked_at=rt.now())
+    return True
+
+
+async def revoke_subject(rt: Runtime, subject: str, conn=None) -> None:
+    await RefreshSession.filter(subject=subject, revoked_at=None).using_db(conn).update(
+        revoked_at=rt.now())

@@ -1,9 +1,0 @@
-"""ORM configuration for tortoise's own CLI (``make migrations``); never opens a database."""
-
-import tempfile
-from pathlib import Path
-
-from api.db import orm_config
-from api.settings import Settings
-
-TORTOISE_ORM = orm_config(Settings.from_env(data_dir=Path(tempfile.gettempdir()) / "consentry-mk"))

@@ -1,0 +1,206 @@
+"""Membership withdrawal and erasure (Art. 2.2, 4; invariant 7): destruction is irreversible.
+
+One path serves ``withdrawMembership``, an admin-completed ERASURE request and the end of a
+dormant member's retention period (:func:`destroy`). In one main-store transaction:
+
+- the member's data key row is deleted (crypto-shred: every ciphertext of the member, including
+  undelivered outbox payloads, becomes unreadable), then the member row itself (its blind
+  indexes go with it); sessions are revoked;
+- consent events, disclosures, purchases and notifications of the member are deleted; cookie
+  choices are unlinked from the member (the device keeps its choice); data requests are kept for
+  accountability but de-identified (``member_id`` and the encrypted note removed), open ones
+  closed as completed;
+- undelivered outbox events holding personal payload are deleted, delivered ones lose theirs;
+  every partner that ever received data gets a ``member.erasure`` event carrying only its ref;
+- the withdrawal confirmation is queued with the address sealed under the KEK
+  (``recipient_ct``); the mailer drops it once the mail is sent or given up.
+
+A purchasing member's tax-relevant data (:data:`TAX_FIELDS` and the purchase records, with their
+decrypted references) is first written to the vault under its own key, retained until five
+years after the last purchase; the retention job destroys it then.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from tortoise.transactions import in_transaction
+
+from api.core.errors import NotFound, Unauthenticated
+from api.members import dormancy, notifications, sessions, throttle, vault
+from api.members import records as members
+from api.models.consent import ConsentEvent, CookieChoice
+from api.models.enums import DataRequestKind, DataRequestStatus, MemberStatus, OutboxStatus, PersonalField
+from api.models.member import Member, MemberKey
+from api.models.ops import HistoryPurge
+from api.models.partner import Disclosure, OutboxEvent, Purchase
+from api.models.rights import DataRequest, Notification
+from api.platform import audit, db
+from api.platform.runtime import Runtime
+from api.security.passwords import verify_password
+from api.security.sealed import seal
+from api.sharing.outbox import enqueue
+from api.sharing.purchases import decrypt_reference
+from api.sharing.refs import partner_ref
+
+__all__ = ["Receipt", "TAX_FIELDS", "TAX_YEARS", "withdraw", "destroy", "history_purge"]
+
+log = logging.getLogger("consentry.erasure")
+
+# What tax law needs of a purchasing member besides the purchase records themselves: the name
+# and address an invoice is made out to. Nothing else is retained.
+TAX_FIELDS = (PersonalField.FULL_NAME, PersonalField.ADDRESS)
+TAX_YEARS = 5
+
+
+@dataclass(frozen=True)
+class Receipt:
+    withdrawn_at: datetime
+    destroyed: bool
+    retained_until: datetime | None
+    retained_fields: list[PersonalField]
+    partners_notified: list[str]
+
+
+async def withdraw(rt: Runtime, member_id: str, password: str) -> Receipt:
+    """``withdrawMembership``: the password confirms it is the member, then :func:`destroy`."""
+    member = await Member.get_or_none(id=member_id)
+    if member is None:
+        raise NotFound("member not found")
+    key = throttle.throttle_key(rt, f"withdraw/{member_id}")  # a stolen token cannot guess on
+    await throttle.check(rt, key)
+    if not isinstance(password, str) or len(password) > 1024 or not verify_password(
+            member.password_hash, password):
+        await throttle.record_failure(rt, key)
+        raise Unauthenticated("password is wrong")
+    await throttle.reset(key)
+    return await destroy(rt, member_id, actor=f"member:{member_id}")
+
+
+async def destroy(rt: Runtime, member_id: str, *, actor: str,
+                  request_id: str | None = None) -> Receipt:
+    member = await Member.get_or_none(id=member_id)
+    if member is None:
+        raise NotFound("member not found")
+    if member.status == MemberStatus.DORMANT:
+        await dormancy.reactivate(rt, member_id, notify=False)
+    view = await members.get_view(rt, member_id)
+    key = await members.data_key(rt, member_id)
+    now = rt.now()
+
+    partners = await _latest_disclosures(member_id)
+    purchases = await Purchase.filter(member_id=member_id).order_by("at")
+
+    retained_until: datetime | None = None
+    record_id: str | None = None
+    if purchases:
+        retained_until = vault.add_months(max(p.at for p in purchases), 12 * TAX_YEARS)
+        data = {
+            "format": "consentry.retained/v1",
+            "reason": vault.TAX,
+            "fields": {f.graphql: view.value(f) for f in TAX_FIELDS},
+            "purchases": [{"id": str(p.id), "amount": p.amount, "currency": p.currency,
+                           "reference": decrypt_reference(key, p), "at": p.at.isoformat()}
+                          for p in purchases],
+        }
+        record_id = await vault.store(rt, member_id=member_id, reason=vault.TAX, data=data,
+                                      retained_until=retained_until)
+    notified = sorted({row.partner_name for row in partners.values()})
+    try:
+        async with in_transaction("default") as conn:
+            # First, so a concurrent destruction of the same member waits here and then finds
+            # nothing (rolls back, its vault copy shredded) instead of notifying partners twice.
+            if not await Member.filter(id=member_id).using_db(conn).delete():
+                raise NotFound("member not found")
+            await OutboxEvent.filter(member_id=member_id, status=OutboxStatus.PENDING,
+                                     payload_ct__isnull=False).using_db(conn).delete()
+            await OutboxEvent.filter(member_id=member_id).using_db(conn).update(payload_ct=None)
+            for partner_id, row in partners.items():
+                await enqueue(rt, conn, partner_id=partner_id, member_id=None,
+                              type="member.erasure",
+                              member={"ref": partner_ref(rt.keys, partner_id, member_id)},
+                              fields=[], purpose=row.purpose, legal_basis=row.legal_basis.value,
+                              key=None)
+            await DataRequest.filter(member_id=member_id, status=DataRequestStatus.OPEN).using_db(
+                conn).update(status=DataRequestStatus.COMPLETED, resolved_at=now,
+                             resolution="membership withdrawn: data destroyed")
+            if request_id is None:
+                await DataRequest.create(
+                    id=uuid.uuid4(), member_id=None, kind=DataRequestKind.ERASURE,
+                    status=DataRequestStatus.COMPLETED, fields_=[], received_at=now,
+                    due_at=now, resolved_at=now, resolution="membership withdrawn: data destroyed",
+                    using_db=conn)
+            await DataRequest.filter(member_id=member_id).using_db(conn).update(
+                member_id=None, note_ct=None)
+            # Consent events and disclosures hold ids and ciphertexts under the key shredded
+            # below: the history_purge job deletes them, so this stays constant-time.
+            await HistoryPurge.create(member_id=member_id, queued_at=now, using_db=conn)
+            await CookieChoice.filter(member_id=member_id).using_db(conn).update(member_id=None)
+            await Purchase.filter(member_id=member_id).using_db(conn).delete()
+            await Notification.filter(member_id=member_id).using_db(conn).delete()
+            note_id = uuid.uuid4()
+            await Notification.create(
+                id=note_id, member_id=None, kind="membership.withdrawn",
+                subject="Your membership has been withdrawn",
+                body=_confirmation(retained_until, notified),
+                recipient_ct=seal(rt.keys, notifications.recipient_label(str(note_id)), view.email.encode()),
+                status="PENDING", attempts=0, next_attempt_at=now, created_at=now,
+                using_db=conn)
+            await sessions.revoke_subject(rt, member_id, conn)
+            await MemberKey.filter(member_id=member_id).using_db(conn).delete()
+            await audit.record(rt, actor, "member.withdraw", member_id, {
+                "destroyed": record_id is None, "partners": sorted(partners),
+                "retainedUntil": retained_until.isoformat() if retained_until else None,
+                "vaultRecord": record_id, "request": request_id}, using=conn)
+    except Exception:
+        if record_id is not None:
+            await vault.shred(record_id)
+        raise
+    await db.flush_sqlite()
+    return Receipt(now, record_id is None, retained_until,
+                   list(TAX_FIELDS) if record_id else [], notified)
+
+
+async def _latest_disclosures(member_id: str) -> dict[str, Disclosure]:
+    """The latest disclosure per partner that ever received the member's data: one query for
+    the distinct partners, then one indexed row per partner, so the cost follows the number of
+    partners, not the length of the member's history."""
+    partner_ids = await Disclosure.filter(member_id=member_id).distinct().values_list(
+        "partner_id", flat=True)
+    latest: dict[str, Disclosure] = {}
+    for partner_id in sorted({str(p) for p in partner_ids}):
+        row = await Disclosure.filter(member_id=member_id, partner_id=partner_id).order_by(
+            "-at").first()
+        if row is not None:
+            latest[partner_id] = row
+    return latest
+
+
+def _confirmation(retained_until: datetime | None, partners: list[str]) -> str:
+    lines = ["Your membership has been withdrawn and your personal data destroyed."]
+    if retained_until is not None:
+        lines.append("Because you made purchases, the law requires us to keep your purchase "
+                     "records and the name and address they were made out to, in a separate "
+                     f"store, until {retained_until.date().isoformat()}; they are destroyed then.")
+    if partners:
+        lines.append(f"{len(partners)} partner(s) that received your data were told to erase it.")
+    lines.append("This cannot be undone.")
+    return "\n\n".join(lines)
+
+
+async def history_purge(rt: Runtime, batch: int = 50) -> dict[str, int]:
+    """Delete the leftover history of destroyed members (idempotent; leased like every job)."""
+    purged = {"members": 0, "consentEvents": 0, "disclosures": 0}
+    for member_id in await HistoryPurge.all().order_by("queued_at").limit(batch).values_list(
+            "member_id", flat=True):
+        async with in_transaction("default") as conn:
+            purged["consentEvents"] += await ConsentEvent.filter(
+                member_id=member_id).using_db(conn).delete()
+            purged["disclosures"] += await Disclosure.filter(
+                member_id=member_id).using_db(conn).delete()
+            await HistoryPurge.filter(member_id=member_id).using_db(conn).delete()
+        purged["members"] += 1
+    return purged

@@ -1,0 +1,219 @@
+"""The ``consentry`` command line (contract README, "Command line")."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from api.platform.runtime import Runtime
+
+__all__ = ["main"]
+
+
+def _runtime() -> Runtime:
+    from api.core.clock import clock_from_env
+    from api.service.composition import build_runtime
+
+    return build_runtime(clock=clock_from_env())
+
+
+async def _with_db(rt: Any, fn: Callable[[], Awaitable[int]]) -> int:
+    from api.platform.db import close_db, init_db
+
+    await init_db(rt.settings)
+    try:
+        return await fn()
+    finally:
+        await close_db()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.platform.db import migrate
+    from api.service.asgi import create_app
+
+    rt = _runtime()
+    asyncio.run(migrate(rt.settings))
+    app = create_app(rt)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
+                proxy_headers=True, server_header=False, access_log=False)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from api.platform.db import migrate
+
+    rt = _runtime()
+    asyncio.run(migrate(rt.settings))
+    print("migrations applied")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from schema import build_schema
+
+    print(build_schema().as_str())
+    return 0
+
+
+def cmd_admin_create(args: argparse.Namespace) -> int:
+    from api.core.errors import ConsentryError
+    from api.members import auth
+    from api.platform.db import migrate
+
+    password = sys.stdin.readline().rstrip("\n")
+    rt = _runtime()
+    asyncio.run(migrate(rt.settings))
+
+    async def go() -> int:
+        try:
+            uri = await auth.create_admin(rt, user_id=args.user_id, email=args.email,
+                                          password=password)
+        except ConsentryError as exc:
+            print(f"error ({exc.code}): {exc.message}", file=sys.stderr)
+            return 2
+        print(uri)
+        return 0
+
+    return asyncio.run(_with_db(rt, go))
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    from api.service.keys_rotation import rotate
+
+    rt = _runtime()
+
+    async def go() -> int:
+        print(json.dumps(await rotate(rt)))
+        return 0
+
+    return asyncio.run(_with_db(rt, go))
+
+
+def cmd_jobs_run(args: argparse.Namespace) -> int:
+    from api.platform.db import migrate
+    from api.platform.jobs import run_all
+    from api.service.composition import JOBS
+
+    unknown = set(args.only or ()) - {job.name for job in JOBS}
+    if unknown:
+        print(f"error: unknown job(s): {', '.join(sorted(unknown))}; jobs are "
+              f"{', '.join(job.name for job in JOBS)}", file=sys.stderr)
+        return 2
+    rt = _runtime()
+    asyncio.run(migrate(rt.settings))
+
+    async def go() -> int:
+        results = await run_all(rt, JOBS, args.only or None)
+        print(json.dumps(results, default=str, sort_keys=True))
+        return 1 if "failed" in results.values() else 0
+
+    return asyncio.run(_with_db(rt, go))
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from api.platform.db import migrate
+    from api.platform.jobs import run_forever
+    from api.service.composition import JOBS
+
+    rt = _runtime()
+    asyncio.run(migrate(rt.settings))
+
+    async def go() -> int:
+        await run_forever(rt, JOBS, interval=args.interval)
+        return 0
+
+    try:
+        return asyncio.run(_with_db(rt, go))
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from api.platform.audit import anchor_holds, verify_chain
+
+    rt = _runtime()
+
+    async def go() -> int:
+        checked, broken = await verify_chain()
+        if broken is not None:
+            print(f"audit trail BROKEN at entry {broken.seq}: {broken.reason} "
+                  f"({checked} entries verified before it)", file=sys.stderr)
+            return 1
+        if args.anchor and not await anchor_holds(args.anchor):
+            print(f"audit trail BROKEN: anchor {args.anchor} is not in the chain (entries were "
+                  "cut from its end or rewritten)", file=sys.stderr)
+            return 1
+        print(f"audit trail intact: {checked} entries")
+        head = await _audit_head()
+        if head:
+            print(f"anchor: {head}  (keep it elsewhere; pass it as --anchor to detect truncation)")
+        return 0
+
+    return asyncio.run(_with_db(rt, go))
+
+
+async def _audit_head() -> str | None:
+    from api.models.audit import AuditEntry
+
+    last = await AuditEntry.all().order_by("-seq").first()
+    return f"{last.seq}:{last.hash}" if last else None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="consentry", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="migrate if needed and serve the API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(fn=cmd_serve)
+
+    sub.add_parser("migrate", help="apply schema migrations").set_defaults(fn=cmd_migrate)
+    sub.add_parser("schema", help="print the GraphQL schema (SDL)").set_defaults(fn=cmd_schema)
+
+    admin = sub.add_parser("admin", help="staff accounts").add_subparsers(dest="sub",
+                                                                         required=True)
+    create = admin.add_parser("create", help="create an admin; password on stdin")
+    create.add_argument("--user-id", required=True)
+    create.add_argument("--email", required=True)
+    create.set_defaults(fn=cmd_admin_create)
+
+    keys = sub.add_parser("keys", help="key management").add_subparsers(dest="sub",
+                                                                       required=True)
+    keys.add_parser("rotate", help="re-wrap data keys under the active KEK").set_defaults(
+        fn=cmd_keys_rotate)
+
+    jobs = sub.add_parser("jobs", help="scheduled work").add_subparsers(dest="sub",
+                                                                       required=True)
+    run = jobs.add_parser("run", help="run every due job once and exit")
+    run.add_argument("--only", action="append", help="run only this job (repeatable)")
+    run.set_defaults(fn=cmd_jobs_run)
+
+    worker = sub.add_parser("worker", help="run jobs continuously (deliveries, mail)")
+    worker.add_argument("--interval", type=float, default=1.0)
+    worker.set_defaults(fn=cmd_worker)
+
+    audit = sub.add_parser("audit", help="audit trail").add_subparsers(dest="sub", required=True)
+    verify = audit.add_parser("verify", help="walk the hash chain")
+    verify.add_argument("--anchor", help="SEQ:HASH printed by an earlier verify; must still hold")
+    verify.set_defaults(fn=cmd_audit_verify)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    args = build_parser().parse_args(argv)
+    return int(args.fn(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,297 @@
+"""Push: partner events written to the outbox when a member's grant or shared data changes.
+
+Which event, when (every decision goes through :func:`api.sharing.grants.grant_for`):
+
+- ``member.shared``: the member's grant for a partner gained fields (entered its scope by a
+  purchase, a consent, or a partner change coming into force; or gained optional fields by
+  consenting to ``partner:<id>``). It carries the FULL record granted now, so a partner can
+  upsert it by ref without keeping history.
+- ``member.updated``: the member edited fields the partner is granted; it carries ONLY the
+  changed granted fields (a cleared field is sent as null).
+- Leaving a scope or losing fields (withdrawal, restriction, narrowing, retirement) sends
+  nothing: the partner stops receiving at once (pull and push both re-check the grant, and
+  the delivery bridge re-checks it again before sending, ``api/sharing/bridge.py``). ``member.erasure``
+  is reserved for erasure on membership withdrawal (contract invariant 7), sent elsewhere.
+
+Transactions: ``recordPurchase`` enqueues in the purchase's own transaction (api.sharing.purchases);
+the partner-change job enqueues in the transaction that marks the change applied. Profile and
+consent changes are committed by their owners before they publish their events, so those
+events are written in a second transaction right after; the delivery-time grant check keeps a
+late or stale event from ever exceeding the grant, and the ``sharing_catch_up`` job sends
+``member.shared`` to any member granted now that a partner was never sent (an event lost to a
+crash, a restriction lifted by an admin, a dormant member back).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
+
+from api.consent.events import ConsentChanged
+from api.members import records as members
+from api.members.events import ProfileChanged
+from api.members.records import MemberView
+from api.models.enums import ConsentState, MemberStatus, OutboxStatus, PartnerChangeKind, PersonalField
+from api.models.member import Member
+from api.models.partner import OutboxEvent, PartnerChange
+from api.platform.runtime import Runtime
+from api.security.envelope import DataKey
+from api.sharing import outbox
+from api.sharing import registry as partners_registry
+from api.sharing.grants import Grant, MemberFacts, PartnerState, grant_for, member_facts
+from api.sharing.pull import candidates, granted_values
+from api.sharing.refs import partner_ref
+
+__all__ = ["enqueue_grant", "push_gains", "on_profile_changed", "on_consent_changed",
+           "bring_changes_into_force", "in_force_partners", "catch_up_member", "catch_up",
+           "CATCH_UP_EVERY"]
+
+log = logging.getLogger("consentry.sharing")
+_BATCH = 500
+CATCH_UP_EVERY = timedelta(minutes=10)
+_CAUGHT_UP = "sharing.caught_up_at"
+
+
+async def in_force_partners(rt: Runtime, at: datetime | None = None,
+                            conn: BaseDBAsyncClient | None = None) -> list[PartnerState]:
+    return [p for p in await partners_registry.states(rt, at, conn=conn) if p.in_force]
+
+
+async def enqueue_grant(rt: Runtime, conn: BaseDBAsyncClient | None, *, partner: PartnerState,
+                        member_id: str, key: DataKey, values: dict[PersonalField, str | None],
+                        grant: Grant, type: str, fields: frozenset[PersonalField]) -> str | None:
+    """One outbox event holding ``fields`` (all within ``grant``) under the partner's ref.
+
+    ``member.updated`` sends a cleared field as null (the partner should drop it);
+    ``member.shared`` leaves out empty fields and is not sent when nothing is left."""
+    sent = sorted(fields & grant.fields)
+    if type == "member.shared":  # a full record: fields the member left empty are not news
+        sent = [f for f in sent if values.get(f) is not None]
+        if not sent:
+            return None
+    body: dict[str, str | None] = {"ref": partner_ref(rt.keys, partner.id, member_id)}
+    for f in sent:
+        body[f.graphql] = values.get(f)
+    return await outbox.enqueue(rt, conn, partner_id=partner.id, member_id=member_id, type=type,
+                                member=body, fields=[f.value for f in sent],
+                                purpose=grant.purpose, legal_basis=grant.legal_basis.value,
+                                key=key)
+
+
+def _gained(before: Grant | None, after: Grant | None) -> bool:
+    return after is not None and (before is None or bool(after.fields - before.fields))
+
+
+async def push_gains(rt: Runtime, conn: BaseDBAsyncClient, *, member_id: str, key: DataKey,
+                     values: dict[PersonalField, str | None], partners: list[PartnerState],
+                     before: MemberFacts, after: MemberFacts) -> int:
+    """``member.shared`` to each partner whose grant for the member gained fields."""
+    sent = 0
+    for p in partners:
+        new = grant_for(p, after)
+        if _gained(grant_for(p, before), new):
+            assert new is not None
+            if await enqueue_grant(rt, conn, partner=p, member_id=member_id, key=key,
+                                   values=values, grant=new, type="member.shared",
+                                   fields=new.fields):
+                sent += 1
+    return sent
+
+
+def _values_of(view: MemberView) -> dict[PersonalField, str | None]:
+    return {f: view.value(f) for f in PersonalField}
+
+
+# --- subscribers (declared in api/service/composition.py) ---------------------------------------
+
+async def on_profile_changed(rt: Runtime, event: ProfileChanged) -> None:
+    """``member.updated`` with the changed granted fields, to every partner granted them."""
+    view, change = event.view, event.change
+    if not change.changed:
+        return
+    member = await Member.get_or_none(id=view.id)
+    if member is None:
+        return
+    if view.status != MemberStatus.ACTIVE:
+        # A correction: partners that had the member are told by the rights capability
+        # (member.correction); the ones it now enters the scope of get the full record.
+        if member.status == MemberStatus.ACTIVE:
+            await catch_up_member(rt, view.id)
+        return
+    partners = await in_force_partners(rt)
+    if not partners:
+        return
+    facts = (await member_facts([member], partners, rt.now()))[view.id]
+    targets = [(p, g) for p in partners if (g := grant_for(p, facts)) and g.fields & change.changed]
+    if not targets:
+        return
+    key = await members.data_key(rt, view.id)
+    values = _values_of(view)
+    async with in_transaction("default") as conn:
+        for p, grant in targets:
+            await enqueue_grant(rt, conn, partner=p, member_id=view.id, key=key, values=values,
+                                grant=grant, type="member.updated", fields=change.changed)
+
+
+async def on_consent_changed(rt: Runtime, event: ConsentChanged) -> None:
+    """A consent that brings the member into a partner's scope (or adds optional fields)."""
+    member_id, purpose = event.member_id, event.purpose
+    if event.state != ConsentState.GIVEN:
+        return  # losing a grant sends nothing; reads and deliveries stop at once
+    partners = [p for p in await in_force_partners(rt)
+                if purpose in (p.purpose, p.consent_purpose)]
+    if not partners:
+        return
+    member = await Member.get_or_none(id=member_id)
+    if member is None:
+        return
+    after = (await member_facts([member], partners, rt.now()))[str(member.id)]
+    before = MemberFacts(after.member_id, after.status, after.has_purchase,
+                         after.consents - {purpose})
+    if not any(_gained(grant_for(p, before), grant_for(p, after)) for p in partners):
+        return
+    view = await members.get_view(rt, member_id)
+    key = await members.data_key(rt, member_id)
+    async with in_transaction("default") as conn:
+        await push_gains(rt, conn, member_id=view.id, key=key, values=_values_of(view),
+                         partners=partners, before=before, after=after)
+
+
+# --- catching up members that entered a scope without an event --------------------------------
+
+async def _never_shared(partner_id: str, member_ids: list[str]) -> set[str]:
+    """Members this partner was never sent (nor is about to be sent) a ``member.shared``."""
+    if not member_ids:
+        return set()
+    sent = await OutboxEvent.filter(
+        partner_id=partner_id, member_id__in=member_ids, type="member.shared",
+        status__in=[OutboxStatus.PENDING, OutboxStatus.DELIVERED]).values_list("member_id",
+                                                                               flat=True)
+    return set(member_ids) - {str(m) for m in sent}
+
+
+async def catch_up_member(rt: Runtime, member_id: str) -> int:
+    """``member.shared`` to every partner that grants the member now but never had it (a
+    restriction lifted, a dormant member back); one transaction."""
+    partners = await in_force_partners(rt)
+    member = await Member.get_or_none(id=member_id)
+    if not partners or member is None:
+        return 0
+    facts = (await member_facts([member], partners, rt.now()))[member_id]
+    targets = [(p, g) for p in partners if (g := grant_for(p, facts))
+               and await _never_shared(p.id, [member_id])]
+    if not targets:
+        return 0
+    view = await members.get_view(rt, member_id)
+    key = await members.data_key(rt, member_id)
+    sent = 0
+    async with in_transaction("default") as conn:
+        for p, grant in targets:
+            if await enqueue_grant(rt, conn, partner=p, member_id=member_id, key=key,
+                                   values=_values_of(view), grant=grant, type="member.shared",
+                                   fields=grant.fields):
+                sent += 1
+    return sent
+
+
+async def _catch_up_partner(rt: Runtime, partner: PartnerState, now: datetime) -> int:
+    sent, cursor = 0, None
+    while True:
+        batch = await candidates(partner, cursor, _BATCH)
+        if not batch:
+            return sent
+        facts = await member_facts(batch, [partner], now)
+        granted = {mid: g for mid, f in facts.items() if (g := grant_for(partner, f))}
+        missing = await _never_shared(partner.id, sorted(granted))
+        values = await granted_values(rt, [m for m in batch if str(m.id) in missing],
+                                      {mid: granted[mid].fields for mid in missing})
+        if values:
+            async with in_transaction("default") as conn:
+                for mid, (key, vals) in values.items():
+                    if await enqueue_grant(rt, conn, partner=partner, member_id=mid, key=key,
+                                           values=vals, grant=granted[mid], type="member.shared",
+                                           fields=granted[mid].fields):
+                        sent += 1
+        if len(batch) < _BATCH:
+            return sent
+        cursor = str(batch[-1].id)
+
+
+# --- partner changes coming into force ------------------------------------------------------------
+
+async def _push_scope(rt: Runtime, change: PartnerChange, now: datetime) -> int:
+    """Enqueue ``member.shared`` for members whose grant gained by ``change``; mark it applied.
+
+    Members are scanned in id batches; the first batch's transaction claims the change
+    (conditional update), so a second runner finds nothing to do.
+    """
+    pid = str(change.partner_id)
+    before_state = await partners_registry.state(rt, pid, change.effective_at
+                                                 - timedelta(microseconds=1))
+    after_state = await partners_registry.state(rt, pid, now)
+    sent, cursor, claimed = 0, None, False
+    while True:
+        batch = (await candidates(after_state, cursor, _BATCH)) if after_state.in_force else []
+        facts = await member_facts(batch, [before_state, after_state], now) if batch else {}
+        gains = {mid: g for mid, f in facts.items()
+                 if _gained(grant_for(before_state, f), g := grant_for(after_state, f))}
+        values = await granted_values(rt, [m for m in batch if str(m.id) in gains],
+                                      {mid: g.fields for mid, g in gains.items() if g})
+        async with in_transaction("default") as conn:
+            if not claimed:
+                marked = await PartnerChange.filter(id=change.id, applied_at=None).using_db(
+                    conn).update(applied_at=now)
+                if not marked:
+                    return 0
+                claimed = True
+            for mid, (key, vals) in values.items():
+                grant = gains[mid]
+                assert grant is not None
+                if await enqueue_grant(rt, conn, partner=after_state, member_id=mid, key=key,
+                                       values=vals, grant=grant, type="member.shared",
+                                       fields=grant.fields):
+                    sent += 1
+        if len(batch) < _BATCH:
+            return sent
+        cursor = str(batch[-1].id)
+
+
+async def bring_changes_into_force(rt: Runtime) -> dict[str, int]:
+    """Record due changes as applied and push to members they newly bring into scope.
+
+    Reads never wait for this job (fields in force are derived from the change rows); it only
+    makes push follow the change. Idempotent: a change is claimed once via ``applied_at``.
+    """
+    now = rt.now()
+    due = await PartnerChange.filter(applied_at=None, effective_at__lte=now).order_by(
+        "effective_at")
+    applied = events = 0
+    for change in due:
+        if change.kind in (PartnerChangeKind.ADDED, PartnerChangeKind.FIELDS_WIDENED):
+            events += await _push_scope(rt, change, now)
+        else:
+            await PartnerChange.filter(id=change.id, applied_at=None).update(applied_at=now)
+        applied += 1
+    return {"applied": applied, "events": events}
+
+
+async def catch_up(rt: Runtime) -> dict[str, int] | str:
+    """The safety net behind the after-commit hooks: every member granted now whose partner
+    was never sent a ``member.shared`` gets one (a hook that never ran, a restriction lifted by
+    an admin, a dormant member back). A full scan, so a long-running worker does it at most
+    every ``CATCH_UP_EVERY``; each ``consentry jobs run`` process does it once."""
+    now = rt.now()
+    last = rt.extras.get(_CAUGHT_UP)
+    if last is not None and now - last < CATCH_UP_EVERY:
+        return "not due"
+    sent = 0
+    pending = set(await PartnerChange.filter(applied_at=None, effective_at__lte=now).values_list(
+        "partner_id", flat=True))
+    for partner in await in_force_partners(rt, now):
+        if partner.id not in {str(p) for p in pending}:  # partner_changes_in_force pushes those
+            sent += await _catch_up_partner(rt, partner, now)
+    rt.extras[_CAUGHT_UP] = now
+    return {"events": sent}
