@@ -1,1 +1,1 @@
-"""api.consent.consents"""
+"""Consent (Art. 1, 3, 8): purposes, policy versions, consent events with signed receipts, cookie choices."""

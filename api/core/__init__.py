@@ -1,1 +1,1 @@
-"""api.core"""
+"""Foundations every layer may use: settings, the error tree, the clock, input validation, ordered ids."""

@@ -1,1 +1,1 @@
-"""api.members.records"""
+"""Members: records and profile, sign-in and sessions, dormancy and the vault, notifications and mail."""

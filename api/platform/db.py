@@ -1,4 +1,4 @@
-"""Database wiring: the main store and the vault, each on its own connection and migrations."""
+"""Database set-up: the main store and the vault, each on its own connection and migrations."""
 
 from __future__ import annotations
 

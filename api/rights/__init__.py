@@ -1,1 +1,1 @@
-"""api.rights.requests"""
+"""Data-subject rights (Art. 7, 8): requests, correction, export, erasure and retention."""

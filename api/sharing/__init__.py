@@ -1,1 +1,1 @@
-"""api.sharing.push"""
+"""Outsourcing partners (Art. 6): registry, grants, push through the outbox, pull, the ledger."""
