@@ -1,7 +1,9 @@
 """Members: registration, profile reads and edits, and the per-member data key.
 
 A :class:`MemberView` is the decrypted, read-only picture of one member that the GraphQL layer,
-exports and the partner bridge are built from. Nothing else decrypts member fields.
+exports and partner events are built from. Other code that decrypts member data does it in
+bulk or for one purpose only: a pull page (``api/sharing/pull.py``), an outbox payload at
+delivery (``api/sharing/bridge.py``), the member's own export (``api/rights/export.py``).
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ class ProfileChange:
 
 
 async def data_key(rt: Runtime, member_id: str, conn: BaseDBAsyncClient | None = None) -> DataKey:
-    row = await MemberKey.get_or_none(member_id=member_id).using_db(conn)
+    row = await MemberKey.get_or_none(member_id=member_id, using_db=conn)
     if row is None:
         raise NotFound("member not found")
     return unwrap(rt.keys, row.wrapped, row.kek_version, str(member_id))

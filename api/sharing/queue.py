@@ -1,4 +1,4 @@
-"""The outbox queue, the read side of ``api/sharing/outbox.py``: at least once, with backoff and dead letters.
+"""The outbox queue, read side of ``api/sharing/outbox.py``: at least once, backoff, dead letters.
 
 A run claims due PENDING events under a lease (``locked_until``), in one UPDATE statement
 whose sub-select picks the rows: on PostgreSQL with ``FOR UPDATE SKIP LOCKED``, so concurrent
