@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install serve test test-pg lint bench bench-smoke audit clean migrations
+.PHONY: install serve test test-pg lint bench bench-smoke audit clean migrations schema
 
 install: $(STAMP)
 
@@ -38,6 +38,11 @@ bench-smoke: install
 # are listed as skipped, not failed.
 audit: install
 	$(BIN)/pip-audit -r constraints.txt --progress-spinner off
+
+# The served SDL, checked in: tests/test_contract.py fails when it drifts from what is served.
+schema: install
+	$(BIN)/consentry schema > schema/schema.graphql.tmp
+	mv schema/schema.graphql.tmp schema/schema.graphql
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -173,12 +173,15 @@ def _operations(sdl_schema) -> set[str]:
     return set(sdl_schema.query_type.fields) | set(sdl_schema.mutation_type.fields)
 
 
-def test_every_contract_and_served_operation_has_a_row():
-    contract = _operations(parse_sdl(_contract_path().read_text()))
+def test_every_served_operation_has_a_row():
     served = _operations(build_schema()._schema)
-    assert contract - set(MATRIX) == set(), "contract operations missing from the matrix"
     assert served - set(MATRIX) == set(), "served operations missing from the matrix"
     assert set(MATRIX) - served == set(), "matrix rows for operations no longer served"
+
+
+def test_every_contract_operation_has_a_row():
+    contract = _operations(parse_sdl(_contract_path().read_text()))  # skips without ../shared
+    assert contract - set(MATRIX) == set(), "contract operations missing from the matrix"
 
 
 async def _world(rt, gql, client, clock, member, other_member, admin, tmp_path) -> World:
