@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import pytest
+
 from api.models.audit import AuditEntry
 from api.platform import audit
 from api.platform.audit import verify_chain
@@ -37,10 +41,31 @@ async def test_verify_catches_an_edited_entry(rt):
     assert "content" in broken.reason
 
 
-async def test_verify_catches_an_edited_detail(rt):
-    await _chain(rt, 4)
-    await _sql("UPDATE audit_entries SET detail = $1 WHERE seq = $2", '{"i": 99}', 2)
-    assert (await verify_chain())[1].seq == 2
+# Every column of audit_entries, each with a value it does not hold: the hash covers
+# seq, at, actor, action, subject and detail; prev_hash and hash are the links themselves.
+HASHED_COLUMNS = [
+    ("seq", 30),
+    ("at", datetime(2026, 1, 1, 0, 0, 1, tzinfo=UTC)),
+    ("actor", "admin:someone-else"),
+    ("action", "test.other"),
+    ("subject", "thing:99"),
+    ("detail", '{"i": 99}'),
+    ("prev_hash", "f" * 64),
+    ("hash", "e" * 64),
+]
+
+
+@pytest.mark.parametrize(("column", "value"), HASHED_COLUMNS, ids=[c for c, _ in HASHED_COLUMNS])
+async def test_verify_catches_an_edit_of_every_column(rt, column, value):
+    await _chain(rt, 5)
+    assert await verify_chain() == (5, None)
+    await _sql(f"UPDATE audit_entries SET {column} = $1 WHERE seq = $2", value, 3)
+    checked, broken = await verify_chain()
+    assert (checked, broken.seq) == (2, 3)
+
+
+def test_every_column_of_an_entry_is_in_the_edit_test() -> None:
+    assert set(AuditEntry._meta.db_fields) == {c for c, _ in HASHED_COLUMNS}
 
 
 async def test_verify_catches_an_entry_rewritten_with_its_own_hash(rt):
