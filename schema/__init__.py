@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import strawberry
 from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
@@ -12,6 +13,7 @@ from strawberry.extensions import (
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
+    SchemaExtension,
     ValidationCache,
 )
 from strawberry.tools import merge_types
@@ -52,7 +54,7 @@ def validation_rules(production: bool = False) -> tuple[type[ASTValidationRule],
 def build_schema(*, production: bool = False) -> strawberry.Schema:
     # Factories, not instances: strawberry builds extensions per request, so no request reads
     # another's execution context; the caches themselves live at module level and are shared.
-    extensions: list = [
+    extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         ErrorCodes,
         functools.partial(ParserCache, maxsize=256),
         functools.partial(ValidationCache, maxsize=256),

@@ -1,4 +1,8 @@
-"""The contract's enums, exposed to GraphQL from the domain's own enum classes."""
+"""The contract's enums, exposed to GraphQL from the domain's own enum classes.
+
+``strawberry.enum`` marks the class it is given and returns that same class; the names below
+are plain aliases of the domain classes, so type checkers accept them as types.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,21 @@ import strawberry
 
 from api.models import enums as e
 
-Role = strawberry.enum(e.Role, name="Role")
-MemberStatus = strawberry.enum(e.MemberStatus, name="MemberStatus")
-ConsentState = strawberry.enum(e.ConsentState, name="ConsentState")
-LegalBasis = strawberry.enum(e.LegalBasis, name="LegalBasis")
-PartnerKind = strawberry.enum(e.PartnerKind, name="PartnerKind")
-PartnerStatus = strawberry.enum(e.PartnerStatus, name="PartnerStatus")
-PartnerChangeKind = strawberry.enum(e.PartnerChangeKind, name="PartnerChangeKind")
-DataRequestKind = strawberry.enum(e.DataRequestKind, name="DataRequestKind")
-DataRequestStatus = strawberry.enum(e.DataRequestStatus, name="DataRequestStatus")
-PersonalField = strawberry.enum(e.PersonalField, name="PersonalField")
+__all__ = ["Role", "MemberStatus", "ConsentState", "LegalBasis", "PartnerKind", "PartnerStatus",
+           "PartnerChangeKind", "DataRequestKind", "DataRequestStatus", "PersonalField"]
+
+Role = e.Role
+MemberStatus = e.MemberStatus
+ConsentState = e.ConsentState
+LegalBasis = e.LegalBasis
+PartnerKind = e.PartnerKind
+PartnerStatus = e.PartnerStatus
+PartnerChangeKind = e.PartnerChangeKind
+DataRequestKind = e.DataRequestKind
+DataRequestStatus = e.DataRequestStatus
+PersonalField = e.PersonalField
+
+for _enum in (Role, MemberStatus, ConsentState, LegalBasis, PartnerKind, PartnerStatus,
+              PartnerChangeKind, DataRequestKind, DataRequestStatus, PersonalField):
+    strawberry.enum(_enum, name=_enum.__name__)  # the GraphQL name is the class name
+del _enum

@@ -13,12 +13,13 @@ from strawberry.types import Info
 
 from api.core.errors import Forbidden, Unauthenticated
 from api.security.tokens import Principal
+from schema.context import Context
 
 __all__ = ["IsMember", "IsAdmin", "IsPartner", "IsAdminOrPartner", "principal_of"]
 
 
 def principal_of(info: Info) -> Principal:
-    ctx = info.context
+    ctx: Context = info.context
     if ctx.auth_error is not None:
         raise ctx.auth_error
     if ctx.principal is None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from api.consent import policy, receipts
@@ -206,7 +207,7 @@ async def consented_members(purpose: str, member_ids: Iterable[str] | None = Non
                             at: datetime | None = None) -> set[str]:
     """The members (of ``member_ids``, or all when None) whose consent to ``purpose`` holds at
     ``at``; one query per 500 ids, never one per member."""
-    def base():  # noqa: ANN202 - a QuerySet
+    def base() -> QuerySet[ConsentEvent]:
         query = ConsentEvent.filter(purpose=purpose)
         return query.filter(at__lte=at) if at is not None else query
 

@@ -9,6 +9,7 @@ list. Partners add ``partner:<id>`` purposes (basis CONSENT) through
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
@@ -68,7 +69,9 @@ async def ensure_builtin_purposes(rt: Runtime) -> None:
     """
     if rt.extras.get(_SEEDED):
         return
-    present = set(await Purpose.filter(name__in=list(BUILTIN)).values_list("name", flat=True))
+    # flat=True yields the names themselves; tortoise types every values_list as tuples.
+    names = cast(list[str], await Purpose.filter(name__in=list(BUILTIN)).values_list("name", flat=True))
+    present = set(names)
     for view in BUILTIN.values():
         if view.name in present:
             continue
@@ -86,7 +89,7 @@ async def get_purpose(name: str, conn: BaseDBAsyncClient | None = None) -> Purpo
         return BUILTIN[name]
     if not 0 < len(name) <= 80 or not name.isprintable():
         return None  # cannot be a registered name (and NUL would upset PostgreSQL)
-    row = await Purpose.get_or_none(name=name).using_db(conn)
+    row = await Purpose.get_or_none(name=name, using_db=conn)
     return _view(row) if row else None
 
 

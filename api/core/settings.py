@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 __all__ = ["Settings"]
 
@@ -80,7 +81,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
-        values: dict[str, object] = dict(
+        values: dict[str, Any] = dict(  # one value per field, of that field's type
             env=_env("ENV", "development"),
             data_dir=Path(_env("DATA_DIR", "var")),
             database_url=_env("DATABASE_URL", ""),
@@ -113,4 +114,4 @@ class Settings:
             smtp_ca_file=_env("SMTP_CA_FILE", ""),
         )
         values.update(overrides)
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(**values)

@@ -130,7 +130,7 @@ async def reactivate(rt: Runtime, member_id: str, *, notify: bool = True) -> boo
     if record is None:
         return False
     data: dict[str, Any] = record.data
-    wrapped = _unb64(data["memberKey"]["wrapped"])
+    wrapped = base64.b64decode(data["memberKey"]["wrapped"])
     version = int(data["memberKey"]["kekVersion"])
     if version != rt.keys.active_kek:
         wrapped, version = rewrap(rt.keys, wrapped, version, member_id)

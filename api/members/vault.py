@@ -65,8 +65,15 @@ async def store(rt: Runtime, *, member_id: str, reason: str, data: dict[str, Any
     return record_id
 
 
+def _wrapped_key(row: RetainedRecord) -> bytes:
+    """The row's wrapped record key; every query here loads live rows only (shredding clears it)."""
+    if row.wrapped_key is None:
+        raise ValueError("the retained record is shredded")
+    return bytes(row.wrapped_key)
+
+
 def _open(rt: Runtime, row: RetainedRecord) -> Retained:
-    key = unwrap(rt.keys, bytes(row.wrapped_key), row.kek_version, _owner(str(row.id)))
+    key = unwrap(rt.keys, _wrapped_key(row), row.kek_version, _owner(str(row.id)))
     return Retained(str(row.id), str(row.member_id), row.reason, row.retained_until,
                     json.loads(key.decrypt(_LABEL, bytes(row.data_ct))))
 
@@ -122,9 +129,9 @@ async def rewrap_all(rt: Runtime, batch: int = 500) -> int:
                                           int(inner["kekVersion"]), str(row.member_id))
                 data["memberKey"] = {"wrapped": base64.b64encode(wrapped).decode(),
                                      "kekVersion": version}
-                key = unwrap(rt.keys, bytes(row.wrapped_key), row.kek_version, owner)
+                key = unwrap(rt.keys, _wrapped_key(row), row.kek_version, owner)
                 updates["data_ct"] = key.encrypt(_LABEL, json.dumps(data, sort_keys=True))
-            wrapped, version = rewrap(rt.keys, bytes(row.wrapped_key), row.kek_version, owner)
+            wrapped, version = rewrap(rt.keys, _wrapped_key(row), row.kek_version, owner)
             await RetainedRecord.filter(id=row.id, kek_version=row.kek_version).update(
                 wrapped_key=wrapped, kek_version=version, **updates)
             count += 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.models import Model
 
@@ -32,8 +34,8 @@ class PartnerChange(Model):
     kind = fields.CharEnumField(PartnerChangeKind, max_length=24)
     announced_at = fields.DatetimeField()
     effective_at = fields.DatetimeField(db_index=True)
-    fields_ = fields.JSONField(source_field="fields", default=list)
-    optional_fields = fields.JSONField(default=list)
+    fields_: fields.JSONField[list[str]] = fields.JSONField(source_field="fields", default=list)
+    optional_fields: fields.JSONField[list[str]] = fields.JSONField(default=list)
     applied_at = fields.DatetimeField(null=True)  # when a job recorded it in force
 
     class Meta:
@@ -44,7 +46,7 @@ class PartnerCredential(Model):
     client_id = fields.CharField(max_length=64, primary_key=True)
     partner_id = fields.UUIDField(db_index=True)
     secret_hash = fields.CharField(max_length=255)
-    scopes = fields.JSONField(default=list)
+    scopes: fields.JSONField[list[str]] = fields.JSONField(default=list)
     created_at = fields.DatetimeField()
     revoked_at = fields.DatetimeField(null=True)
 
@@ -76,7 +78,8 @@ class OutboxEvent(Model):
     member_id = fields.UUIDField(null=True, db_index=True)
     type = fields.CharField(max_length=40)
     payload_ct = fields.BinaryField(null=True)
-    payload_plain = fields.JSONField(null=True)  # only for events holding no personal value
+    # only for events holding no personal value
+    payload_plain: fields.JSONField[dict[str, Any] | None] = fields.JSONField(null=True)
     status = fields.CharEnumField(OutboxStatus, max_length=16, default=OutboxStatus.PENDING)
     attempts = fields.IntField(default=0)
     next_attempt_at = fields.DatetimeField()
@@ -109,7 +112,7 @@ class Disclosure(Model):
     member_id = fields.UUIDField()
     partner_id = fields.UUIDField()
     partner_name = fields.CharField(max_length=120)
-    fields_ = fields.JSONField(source_field="fields", default=list)
+    fields_: fields.JSONField[list[str]] = fields.JSONField(source_field="fields", default=list)
     purpose = fields.CharField(max_length=80)
     legal_basis = fields.CharEnumField(LegalBasis, max_length=24)
     channel = fields.CharField(max_length=8)  # push | pull

@@ -14,7 +14,7 @@ class DataRequest(Model):
     kind = fields.CharEnumField(DataRequestKind, max_length=16)
     status = fields.CharEnumField(DataRequestStatus, max_length=16, default=DataRequestStatus.OPEN,
                                   db_index=True)
-    fields_ = fields.JSONField(source_field="fields", default=list)
+    fields_: fields.JSONField[list[str]] = fields.JSONField(source_field="fields", default=list)
     note_ct = fields.BinaryField(null=True)  # the member's note, under the member's data key
     received_at = fields.DatetimeField()
     due_at = fields.DatetimeField()

@@ -65,6 +65,7 @@ async def _hit_database(rt: Runtime, key: str, limit: _Limit) -> int | None:
     start = math.floor(now / limit.seconds) * limit.seconds
     conn = connections.get("default")
     window = datetime.fromtimestamp(start, UTC)
+    value: datetime | str  # SQLite stores the window as ISO text
     if conn.capabilities.dialect == "postgres":
         sql, value = _UPSERT.format("$1", "$2"), window
     else:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any, cast
 
 from tortoise.transactions import in_transaction
 
@@ -39,8 +40,10 @@ __all__ = ["complete", "on_profile_changed"]
 
 
 async def _corrected_since(member_id: str, since: datetime) -> set[str]:
-    entries = await AuditEntry.filter(action="member.update_profile", subject=member_id,
-                                      at__gte=since).values_list("detail", flat=True)
+    # flat=True yields the details themselves; tortoise types every values_list as tuples.
+    entries = cast(list[dict[str, Any] | None],
+                   await AuditEntry.filter(action="member.update_profile", subject=member_id,
+                                           at__gte=since).values_list("detail", flat=True))
     return {f for detail in entries for f in (detail or {}).get("fields", [])}
 
 
@@ -81,7 +84,7 @@ async def _correction_plan(rt: Runtime, view: MemberView,
         received = {f for r in rows for f in (r.fields_ or [])}
         visible = await _visible_now(rt, partner_id, view.id)
         corrected = [f for f in fields if f.value in visible and f.value in received]
-        payload = {"ref": partner_ref(rt.keys, partner_id, view.id)}
+        payload: dict[str, str | None] = {"ref": partner_ref(rt.keys, partner_id, view.id)}
         payload.update({f.graphql: view.value(f) for f in corrected})
         plan.append(_Correction(partner_id, payload, [f.value for f in corrected],
                                 rows[0].purpose, rows[0].legal_basis.value))

@@ -12,6 +12,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
@@ -60,7 +61,7 @@ def note_label(request_id: str) -> str:
 async def open_request(rt: Runtime, conn: BaseDBAsyncClient | None, *, member_id: str,
                        kind: DataRequestKind, fields: list[PersonalField] | None = None,
                        note: str | None = None, key: DataKey | None = None,
-                       completed: bool = False, detail: dict | None = None) -> DataRequest:
+                       completed: bool = False, detail: dict[str, Any] | None = None) -> DataRequest:
     """Write a request due 30 days after now; ``completed`` for requests answered at once.
 
     It writes the transaction's one audit entry (``detail`` adds to it): a second
@@ -186,4 +187,5 @@ def read_notes(key: DataKey, row: DataRequest) -> dict[str, str]:
     """The member's (and admin's) notes of a request, for the member's own export."""
     if not row.note_ct:
         return {}
-    return json.loads(key.decrypt(note_label(str(row.id)), bytes(row.note_ct)))
+    notes: dict[str, str] = json.loads(key.decrypt(note_label(str(row.id)), bytes(row.note_ct)))
+    return notes

@@ -11,6 +11,7 @@ Nothing below ``api/service`` imports this module.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from api.consent import policy
 from api.consent.events import ConsentChanged
@@ -59,7 +60,7 @@ def build_runtime(settings: Settings | None = None, clock: Clock | None = None,
                    EventBus(SUBSCRIBERS))
 
 
-def with_settings(rt: Runtime, **changes: object) -> Runtime:
+def with_settings(rt: Runtime, **changes: Any) -> Runtime:
     """The same runtime with some settings changed (a second process, a test variant)."""
     return dataclasses.replace(rt, settings=dataclasses.replace(rt.settings, **changes),
                                extras={})

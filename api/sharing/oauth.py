@@ -85,7 +85,7 @@ async def issue_credentials(rt: Runtime, actor: str, partner_id: str,
 
 async def revoke_credentials(rt: Runtime, actor: str, client_id: str) -> bool:
     async with in_transaction("default") as conn:
-        row = (await PartnerCredential.get_or_none(client_id=client_id).using_db(conn)
+        row = (await PartnerCredential.get_or_none(client_id=client_id, using_db=conn)
                if _CLIENT_ID.match(str(client_id)) else None)
         if row is None:
             raise NotFound("no such client")

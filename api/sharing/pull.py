@@ -22,6 +22,7 @@ from datetime import date, datetime
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from tortoise.expressions import Subquery
+from tortoise.queryset import QuerySet
 
 from api.core.errors import BadInput
 from api.models.consent import ConsentEvent
@@ -82,7 +83,7 @@ def open_cursor(rt: Runtime, partner_id: str, cursor: str) -> str:
         raise BadInput("after is not a cursor from this list", field="after") from None
 
 
-def candidates(partner: PartnerState, after: str | None, limit: int):  # noqa: ANN201 - QuerySet
+def candidates(partner: PartnerState, after: str | None, limit: int) -> QuerySet[Member]:
     """Members that might be in the partner's scope, by id, narrowed as far as SQL can."""
     query = Member.filter(status=MemberStatus.ACTIVE)
     if partner.legal_basis == LegalBasis.CONTRACT:
