@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 
 import jwt
 import pytest
@@ -43,6 +43,23 @@ async def test_receipt_verifies_with_only_the_jwks(gql, client, member, rt):
     assert datetime.fromisoformat(claims["consentTimestamp"]) == \
         datetime.fromisoformat(given["at"])
     assert claims["iat"] == int(datetime.fromisoformat(given["at"]).timestamp())
+
+
+async def test_receipt_names_a_later_policy_version(gql, client, member, admin, clock):
+    """Consent given under an announced version, once in force, carries that version."""
+    body = await gql("""mutation { announcePolicy(version: "2.3", text: "Version two point three",
+                       effectiveAt: "2026-01-31T00:00:00+00:00") { version } }""", token=admin.token)
+    assert body["data"]["announcePolicy"]["version"] == "2.3", body
+    clock.set(datetime(2026, 2, 1, tzinfo=UTC))
+    token = await fresh_token(gql, member.user_id)
+    body = await gql(GIVE, {"p": "research", "v": "2.3"}, token=token)
+    given = body["data"]["giveConsent"]
+    assert given["policyVersion"] == "2.3"
+    claims = jwt.decode(given["receipt"], await _jwks_key(client), algorithms=["EdDSA"])
+    assert claims["policyVersion"] == "2.3"
+    assert claims["purpose"] == "research" and claims["state"] == "GIVEN"
+    assert claims["consentTimestamp"] == "2026-02-01T00:00:00+00:00"
+    assert claims["iat"] == 1769904000
 
 
 async def test_receipt_holds_no_identifier_or_personal_value(gql, member):
