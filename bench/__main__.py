@@ -17,6 +17,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -92,7 +93,7 @@ class Bench:
             await self._pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     @contextmanager
-    def served(self, *extra: str):  # noqa: ANN202
+    def served(self, *extra: str) -> Iterator[None]:
         self.port = _free_port()
         cmd = [sys.executable, "-m", "bench.server", "--port", str(self.port), *extra]
         self.server = subprocess.Popen(cmd, env=self.env, cwd=ROOT)

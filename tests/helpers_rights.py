@@ -54,7 +54,7 @@ class _Collect:
     def __init__(self) -> None:
         self.messages: list[Message] = []
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd hook name
+    async def handle_DATA(self, server, session, envelope):  # aiosmtpd hook name
         msg = message_from_bytes(envelope.content)
         msg["X-Rcpt"] = ",".join(envelope.rcpt_tos)
         self.messages.append(msg)

@@ -92,7 +92,7 @@ async def test_gives_up_after_max_attempts(rt, clock, member):
 async def test_smtp_login_with_configured_credentials(rt, member):
     seen: list[tuple[str, str]] = []
 
-    def authenticator(server, session, envelope, mechanism, auth_data):  # noqa: ARG001
+    def authenticator(server, session, envelope, mechanism, auth_data):
         assert isinstance(auth_data, LoginPassword)
         seen.append((auth_data.login.decode(), auth_data.password.decode()))
         return AuthResult(success=auth_data.password == b"s3cret-pass")

@@ -34,8 +34,8 @@ def count_queries() -> Iterator[list[str]]:
     seen: list[str] = []
     patched: list[tuple[type, str, object]] = []
 
-    def wrap(original):  # noqa: ANN001, ANN202
-        async def counted(self, query, *args, **kwargs):  # noqa: ANN001, ANN202
+    def wrap(original):
+        async def counted(self, query, *args, **kwargs):
             if _inside.get():
                 return await original(self, query, *args, **kwargs)
             seen.append(query)
