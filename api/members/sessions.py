@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from api.core.errors import Unauthenticated
@@ -36,7 +37,8 @@ def access_token_for(rt: Runtime, principal: Principal, ttl: int | None = None) 
                               ttl=ttl or s.access_token_ttl, principal=principal)
 
 
-async def _issue(rt: Runtime, role: str, subject: str, family: uuid.UUID, conn=None) -> TokenPair:
+async def _issue(rt: Runtime, role: str, subject: str, family: uuid.UUID,
+                 conn: BaseDBAsyncClient | None = None) -> TokenPair:
     refresh = new_opaque_token()
     now = rt.now()
     await RefreshSession.create(
@@ -85,6 +87,6 @@ async def end(rt: Runtime, refresh_token: str) -> bool:
     return True
 
 
-async def revoke_subject(rt: Runtime, subject: str, conn=None) -> None:
+async def revoke_subject(rt: Runtime, subject: str, conn: BaseDBAsyncClient | None = None) -> None:
     await RefreshSession.filter(subject=subject, revoked_at=None).using_db(conn).update(
         revoked_at=rt.now())
