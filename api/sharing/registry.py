@@ -84,7 +84,7 @@ def adapter_accepts(rt: Runtime, name: str) -> frozenset[PersonalField]:
     """Fields the adapter declares it can take; empty when it is no longer installed."""
     try:
         cls = _adapter_class(rt, name)
-    except Exception:  # noqa: BLE001 - an uninstalled adapter can take nothing
+    except Exception:  # an uninstalled adapter can take nothing
         return frozenset()
     by_graphql = {f.graphql: f for f in PersonalField}
     return frozenset(by_graphql[n] for n in getattr(cls, "accepts", ()) if n in by_graphql)
@@ -95,7 +95,7 @@ def _validate_adapter(rt: Runtime, name: str, config: Any) -> frozenset[Personal
         raise BadInput("adapter is required", field="adapter")
     try:
         cls = _adapter_class(rt, name)
-    except Exception:  # noqa: BLE001 - unknown, refused by the allow-list, or broken
+    except Exception:  # unknown, refused by the allow-list, or broken
         raise BadInput(f"adapter '{name[:80]}' is not an installed partner adapter",
                        field="adapter") from None
     if config is not None and not isinstance(config, dict):
@@ -202,7 +202,8 @@ async def adapter_config(rt: Runtime, partner_id: str) -> dict[str, Any]:
         raise NotFound("partner not found")
     if row.config_ct is None:
         return {}
-    return json.loads(open_sealed(rt.keys, _config_label(str(row.id)), row.config_ct))
+    config: dict[str, Any] = json.loads(open_sealed(rt.keys, _config_label(str(row.id)), row.config_ct))
+    return config
 
 
 # --- writes ----------------------------------------------------------------------------------
@@ -215,7 +216,8 @@ def _uuid(value: str) -> str:
 
 
 def _check_fields(fields: Iterable[PersonalField], optional: Iterable[PersonalField],
-                  accepts: frozenset[PersonalField], adapter: str) -> tuple[frozenset, frozenset]:
+                  accepts: frozenset[PersonalField], adapter: str
+                  ) -> tuple[frozenset[PersonalField], frozenset[PersonalField]]:
     f, o = frozenset(PersonalField(x) for x in fields), frozenset(PersonalField(x) for x in optional)
     if f & o:
         raise BadInput("a field cannot be both required and optional", field="optionalFields")
