@@ -72,7 +72,7 @@ class _BodyTooLarge(Exception):
     pass
 
 
-def _error_body(message: str, code: str) -> dict:
+def _error_body(message: str, code: str) -> dict[str, list[dict[str, object]]]:
     return {"errors": [{"message": message, "extensions": {"code": code}}]}
 
 
