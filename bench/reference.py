@@ -22,7 +22,7 @@ from api.members.records import MemberView
 from api.models.enums import PersonalField
 from api.platform.runtime import Runtime
 from api.sharing import oauth, pull
-from schema.fastpath import principal_for
+from schema.context import principal_for
 
 __all__ = ["routes"]
 

@@ -1,17 +1,25 @@
-"""Per-request GraphQL context: the runtime, the caller and a request id for logs."""
+"""Per-request GraphQL context: the runtime, the caller and a request id for logs.
+
+Both ways into GraphQL (strawberry's view and ``schema/fastpath.py``) build it with
+:func:`build_context`, so the caller is decided in one place.
+"""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
 
-from api.core.errors import ConsentryError
+from api.core.errors import ConsentryError, Unauthenticated
 from api.platform.runtime import Runtime
+from api.security.token_cache import TokenCache
 from api.security.tokens import Principal
 
-__all__ = ["Context"]
+__all__ = ["Context", "build_context", "principal_for"]
+
+_TOKENS = "context.tokens"
 
 
 @dataclass
@@ -33,3 +41,32 @@ class Context:
     @property
     def user_agent(self) -> str:
         return "" if self.request is None else self.request.headers.get("user-agent", "")[:255]
+
+
+def principal_for(rt: Runtime, token: str) -> Principal:
+    """The verified caller of ``token`` (signature checked once per process, times always)."""
+    cache: TokenCache = rt.extras.get(_TOKENS) or rt.extras.setdefault(_TOKENS, TokenCache())
+    s = rt.settings
+    return cache.decode(rt.keys, token, issuer=s.issuer, audience=s.audience, now=rt.now())
+
+
+def build_context(rt: Runtime, request: Request | None) -> Context:
+    """The per-request context: request id and the caller from ``Authorization: Bearer``.
+
+    A bad token is kept as ``auth_error`` rather than raised: fields that need no caller still
+    answer, and every field that looks at the caller raises it (``schema/permissions.py``).
+    """
+    headers = request.headers if request is not None else {}
+    request_id = headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
+    ctx = Context(rt, request, None, request_id)
+    header = headers.get("authorization", "")
+    if header:
+        scheme, _, token = header.partition(" ")
+        try:
+            if scheme.lower() != "bearer" or not token:
+                raise ConsentryError("Authorization must be 'Bearer <token>'")
+            ctx.principal = principal_for(rt, token.strip())
+        except ConsentryError as exc:
+            ctx.auth_error = exc if isinstance(exc, Unauthenticated) else Unauthenticated(
+                exc.message)
+    return ctx

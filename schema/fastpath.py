@@ -11,101 +11,79 @@ and drops the rest:
   query text, in a bounded LRU; only documents with exactly one query or mutation that
   validated cleanly take this path;
 - the body is decoded and the answer encoded with orjson;
-- the caller's verified token is cached by its full string (``principal_for``): the signature
-  is checked once, expiry and not-before on every request against ``rt.now()``.
+- the context is built exactly as for the view (``schema.context.build_context``).
+
+Every schema extension ``build_schema`` installs must be mirrored here; :data:`MIRRORED` names
+them and ``tests/test_fastpath.py`` fails when the schema gains one this path does not know.
+Should a schema with an unknown extension reach :class:`FastGraphQL` anyway, it serves
+everything through the view (correct, only slower) and logs a warning.
 
 Anything else (GET, non-JSON bodies, batches, invalid documents, syntax errors, subscriptions,
 ``extensions`` in the request, a multipart ``Accept``) is replayed to strawberry's view
 unchanged, so error answers for malformed requests come from one place.
-``tests/test_fastpath.py`` proves both paths give the same answers.
+``tests/test_fastpath.py`` proves both paths give the same answers, and the authorization
+matrix and error tests run through both.
 """
 
 from __future__ import annotations
 
-import uuid
+import logging
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from inspect import isawaitable
 from typing import Any
 
-import jwt
 import orjson
-from graphql import DocumentNode, GraphQLError, OperationDefinitionNode, OperationType, parse
+import strawberry
+from graphql import (
+    DocumentNode,
+    GraphQLError,
+    GraphQLObjectType,
+    OperationDefinitionNode,
+    OperationType,
+    parse,
+)
 from graphql import execute as gql_execute
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 from strawberry.execution import optimized_is_awaitable
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxTokensLimiter,
+    ParserCache,
+    ValidationCache,
+)
 from strawberry.schema.schema import validate_document
 
-from api.core.errors import ConsentryError, Unauthenticated
 from api.platform.runtime import Runtime
-from api.security.tokens import Principal, decode_access_token
 from schema import LIMITS, validation_rules
-from schema.context import Context
-from schema.errors import classify
-from schema.limits import strip_suggestions
+from schema.context import build_context
+from schema.errors import ErrorCodes, classify
+from schema.limits import HideSuggestions, strip_suggestions
 
-__all__ = ["FastGraphQL", "principal_for", "build_context"]
+__all__ = ["FastGraphQL", "MIRRORED", "extension_classes"]
 
-_TOKEN_CACHE = "fastpath.tokens"
-_TOKEN_CACHE_SIZE = 10_000
+log = logging.getLogger("consentry.graphql")
+
 _DOCUMENT_CACHE_SIZE = 512
 
-
-@dataclass(frozen=True)
-class _Verified:
-    principal: Principal
-    exp: float
-    nbf: float
-    kid: str
-
-
-def principal_for(rt: Runtime, token: str) -> Principal:
-    """``decode_access_token`` with the signature check cached by the full token string.
-
-    Access tokens are stateless (nothing revokes one before ``exp``), so a token that verified
-    once verifies again; only the times can change the answer, and they are checked on every
-    call with the same messages. Invalid tokens are never cached.
-    """
-    cache: OrderedDict[str, _Verified] = rt.extras.setdefault(_TOKEN_CACHE, OrderedDict())
-    now = rt.now()
-    hit = cache.get(token)
-    if hit is None or hit.kid != rt.keys.kid:
-        s = rt.settings
-        principal = decode_access_token(rt.keys, token, issuer=s.issuer, audience=s.audience,
-                                        now=now)
-        claims = jwt.decode(token, options={"verify_signature": False})
-        hit = _Verified(principal, float(claims["exp"]),
-                        float(claims.get("nbf", claims["iat"])), rt.keys.kid)
-        cache[token] = hit
-        if len(cache) > _TOKEN_CACHE_SIZE:
-            cache.popitem(last=False)
-        return principal
-    ts = now.timestamp()
-    if hit.exp <= ts:
-        del cache[token]
-        raise Unauthenticated("token expired")
-    if hit.nbf > ts + 30:
-        raise Unauthenticated("token not yet valid")
-    return hit.principal
+# Every schema extension and where this path does the same thing. A new extension in
+# ``build_schema`` needs its line here, and the same behaviour below, before it can be listed.
+MIRRORED: frozenset[type] = frozenset({
+    ErrorCodes,  # classify() on every error, with the request id
+    ParserCache,  # _prepare: one parse per distinct query text
+    ValidationCache,  # _prepare: one validation per distinct query text
+    AddValidationRules,  # _rules: graphql's rules plus validation_rules(production)
+    MaxTokensLimiter,  # parse(max_tokens=LIMITS["tokens"])
+    HideSuggestions,  # strip_suggestions() on every message in production
+})
 
 
-def build_context(rt: Runtime, request: Request | None) -> Context:
-    """The per-request context: request id and the caller from ``Authorization: Bearer``."""
-    headers = request.headers if request is not None else {}
-    request_id = headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
-    ctx = Context(rt, request, None, request_id)
-    header = headers.get("authorization", "")
-    if header:
-        scheme, _, token = header.partition(" ")
-        try:
-            if scheme.lower() != "bearer" or not token:
-                raise ConsentryError("Authorization must be 'Bearer <token>'")
-            ctx.principal = principal_for(rt, token.strip())
-        except ConsentryError as exc:
-            ctx.auth_error = exc if isinstance(exc, Unauthenticated) else Unauthenticated(
-                exc.message)
-    return ctx
+def extension_classes(schema: strawberry.Schema) -> frozenset[type]:
+    """The classes of the extensions strawberry runs on each request of ``schema`` (the
+    configured factories resolved, plus what strawberry adds itself)."""
+    return frozenset(type(ext) for ext in schema.get_extensions())
 
 
 def _executor_class(base: type) -> type:
@@ -121,9 +99,9 @@ def _executor_class(base: type) -> type:
 
     plans: dict[int, Any] = {}
 
-    class LeafShortcut(base):  # type: ignore[misc, valid-type]
-        def execute_field(self, parent_type, source, field_details_list, path,  # noqa: ANN001, ANN201
-                          position_context):  # noqa: ANN001
+    class LeafShortcut(base):  # type: ignore[misc]
+        def execute_field(self, parent_type: GraphQLObjectType, source: Any,
+                          field_details_list: Any, path: Any, position_context: Any) -> Any:
             node = field_details_list[0].node
             field_def = self.schema.get_field(parent_type, node.name.value)
             plan = plans.get(id(field_def), False) if field_def is not None else None
@@ -158,19 +136,28 @@ class _Prepared:
 
 
 def _header(scope: Scope, name: bytes) -> bytes:
-    for key, value in scope.get("headers", ()):
+    headers: Iterable[tuple[bytes, bytes]] = scope.get("headers", ())
+    for key, value in headers:
         if key == name:
             return value
     return b""
 
 
 class FastGraphQL:
-    """ASGI endpoint for ``/graphql``: the fast path, else strawberry's ``view``."""
+    """ASGI endpoint for ``/graphql``: the fast path, else strawberry's ``view``.
+
+    ``enabled`` False sends every request to the view (tests run the same cases both ways).
+    """
 
     def __init__(self, view: Any, rt: Runtime) -> None:
         self.view = view
         self.rt = rt
         self.schema = view.schema
+        unknown = extension_classes(view.schema) - MIRRORED
+        self.enabled = not unknown
+        if unknown:
+            log.warning("fast GraphQL path off: it does not mirror the extension(s) %s",
+                        ", ".join(sorted(c.__name__ for c in unknown)))
         self._core = view.schema._schema
         self._production = rt.settings.production
         from graphql import specified_rules
@@ -223,7 +210,7 @@ class FastGraphQL:
 
     # -- ASGI ------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] != "http" or scope["method"] != "POST"
+        if (not self.enabled or scope["type"] != "http" or scope["method"] != "POST"
                 or not _header(scope, b"content-type").startswith(b"application/json")
                 or b"multipart" in _header(scope, b"accept")):
             await self.view(scope, receive, send)

@@ -105,9 +105,37 @@ async def rt(database: Settings, keys: KeyRing, clock: ManualClock) -> Runtime:
     return build_runtime(database, clock, keys)
 
 
+GRAPHQL_PATHS = ("fast", "strawberry")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "both_graphql_paths: run each test that posts GraphQL "
+                            "once through the fast path and once through plain strawberry")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if ("graphql_path" in metafunc.fixturenames
+            and metafunc.definition.get_closest_marker("both_graphql_paths")):
+        metafunc.parametrize("graphql_path", GRAPHQL_PATHS, indirect=True)
+
+
 @pytest.fixture
-async def client(rt: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+def graphql_path(request: pytest.FixtureRequest) -> str:
+    """Which way ``/graphql`` answers: ``fast`` (schema/fastpath.py, as served) or
+    ``strawberry`` (the view alone); ``@pytest.mark.both_graphql_paths`` runs both."""
+    return str(getattr(request, "param", "fast"))
+
+
+def graphql_endpoint(app: Any) -> Any:
+    """The ``FastGraphQL`` endpoint mounted at ``/graphql``."""
+    return next(r.endpoint for r in app.routes if getattr(r, "path", "") == "/graphql")
+
+
+@pytest.fixture
+async def client(rt: Runtime, graphql_path: str) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(rt, manage_db=False)
+    if graphql_path == "strawberry":
+        graphql_endpoint(app).enabled = False
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c

@@ -15,12 +15,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from graphql import build_schema as parse_sdl
 
 from schema import build_schema
 from tests.conftest import LOGIN, PASSWORD, error_code, register_member
 from tests.helpers_partners import announce, partner_token, policy_version
 from tests.test_contract import _contract_path
+
+pytestmark = pytest.mark.both_graphql_paths  # every cell through the fast path and strawberry
 
 OK = "OK"
 U, F = "UNAUTHENTICATED", "FORBIDDEN"

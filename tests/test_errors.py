@@ -1,6 +1,10 @@
 """Error mapping: refused values are bad input, wrong roles are FORBIDDEN, never INTERNAL."""
 
+import pytest
+
 from tests.conftest import error_code
+
+pytestmark = pytest.mark.both_graphql_paths
 
 
 async def test_a_nul_byte_reaching_the_database_is_bad_input(gql, member):

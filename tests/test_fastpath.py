@@ -6,11 +6,15 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+import strawberry
+from strawberry.asgi import GraphQL
+from strawberry.extensions import MaskErrors
 from strawberry.extensions.validation_cache import _get_validate_cache
 
 from api.service.asgi import ConsentryGraphQL
-from schema.fastpath import FastGraphQL
-from tests.conftest import error_code, register_member
+from schema import build_schema
+from schema.fastpath import MIRRORED, FastGraphQL, extension_classes
+from tests.conftest import error_code, graphql_endpoint, register_member
 
 ME = "{ me { id userId email fullName phone address dateOfBirth status consents { purpose state } } }"
 MEMBERS = """query Page($first: Int, $after: String) { members(first: $first, after: $after) {
@@ -27,8 +31,44 @@ async def view_client(rt) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def _fast(client: httpx.AsyncClient) -> FastGraphQL:
-    app = client._transport.app  # type: ignore[attr-defined]
-    return next(r.endpoint for r in app.routes if getattr(r, "path", "") == "/graphql")
+    return graphql_endpoint(client._transport.app)  # type: ignore[attr-defined]
+
+
+def _names(classes: frozenset[type]) -> set[str]:
+    return {c.__name__ for c in classes}
+
+
+@pytest.mark.parametrize(("production", "expected"), [
+    (False, {"ErrorCodes", "ParserCache", "ValidationCache", "AddValidationRules",
+             "MaxTokensLimiter"}),
+    (True, {"ErrorCodes", "ParserCache", "ValidationCache", "AddValidationRules",
+            "MaxTokensLimiter", "HideSuggestions"}),
+])
+def test_the_fast_path_mirrors_every_schema_extension(production, expected):
+    """A new extension in build_schema fails here until fastpath.py does what it does (and
+    lists it in MIRRORED); a stale entry in MIRRORED fails too."""
+    served = extension_classes(build_schema(production=production))
+    assert _names(served - MIRRORED) == set(), "extensions the fast path does not mirror"
+    assert _names(served) == expected
+    both = served | extension_classes(build_schema(production=not production))
+    assert _names(MIRRORED - both) == set(), "MIRRORED lists extensions no schema uses"
+
+
+def test_an_unmirrored_extension_turns_the_fast_path_off(rt):
+    view = GraphQL(strawberry.Schema(query=build_schema().query, extensions=[MaskErrors]))
+    assert FastGraphQL(view, rt).enabled is False
+    assert FastGraphQL(ConsentryGraphQL(rt), rt).enabled is True
+
+
+async def test_the_strawberry_route_bypasses_the_fast_path(client, gql, member):
+    """What ``graphql_path=strawberry`` (tests marked both_graphql_paths) really does."""
+    fast = _fast(client)
+    fast.enabled = False
+    assert (await gql(ME, token=member.token))["data"]["me"]["userId"] == "alice"
+    assert ME not in fast._documents
+    fast.enabled = True
+    assert (await gql(ME, token=member.token))["data"]["me"]["userId"] == "alice"
+    assert fast._documents[ME] is not None
 
 
 async def _both(client, view_client, query, variables=None, token=None, name=None):

@@ -28,9 +28,9 @@ from api.platform.runtime import Runtime
 from api.service.http_guard import SecurityHeaders, json_error
 from api.sharing import oauth
 from schema import build_schema
-from schema.context import Context
+from schema.context import Context, build_context
 from schema.errors import ensure_codes
-from schema.fastpath import FastGraphQL, build_context
+from schema.fastpath import FastGraphQL
 
 __all__ = ["create_app"]
 
