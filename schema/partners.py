@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
 
 import strawberry
@@ -19,7 +20,7 @@ from schema.pagination import PageInfo, page_size
 from schema.permissions import IsAdmin, IsAdminOrPartner, IsPartner, principal_of
 
 
-def _sorted(fields) -> list[PersonalField]:  # noqa: ANN001 - enum values or their names
+def _sorted(fields: Iterable[str]) -> list[PersonalField]:
     order = list(e.PersonalField)
     return sorted((e.PersonalField(f) for f in fields), key=order.index)
 

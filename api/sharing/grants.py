@@ -19,7 +19,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from api.models.consent import ConsentEvent
-from api.models.enums import ConsentState, LegalBasis, MemberStatus, PartnerStatus, PersonalField
+from api.models.enums import (
+    ConsentState,
+    LegalBasis,
+    MemberStatus,
+    PartnerKind,
+    PartnerStatus,
+    PersonalField,
+)
 from api.models.member import Member
 
 __all__ = ["Grant", "PartnerState", "MemberFacts", "grant_for", "partner_purpose",
@@ -37,7 +44,7 @@ class PartnerState:
 
     id: str
     name: str
-    kind: str
+    kind: PartnerKind
     purpose: str
     legal_basis: LegalBasis
     adapter: str
