@@ -23,6 +23,15 @@ def _list(name: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def _flag(name: str) -> bool | None:
+    raw = _env(name, "").strip().lower()
+    if not raw:
+        return None
+    if raw not in ("true", "false"):
+        raise ValueError(f"CONSENTRY_{name} must be true or false")
+    return raw == "true"
+
+
 @dataclass(frozen=True)
 class Settings:
     env: str = "development"
@@ -53,6 +62,10 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     trusted_hosts: tuple[str, ...] = ("*",)
     partner_allow_list: tuple[str, ...] = ()  # empty = every discovered adapter
+    # Partner adapters (security round 2): where `jsonl` may write ("" = <data_dir>/partners) and
+    # whether webhooks may reach private networks (None = only outside production).
+    jsonl_root: str = ""
+    webhook_allow_private: bool | None = None
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
     smtp_tls: str = "none"  # none | starttls | tls
@@ -70,6 +83,15 @@ class Settings:
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def partner_files_root(self) -> Path:
+        return Path(self.jsonl_root) if self.jsonl_root else self.data_dir / "partners"
+
+    @property
+    def webhook_private_allowed(self) -> bool:
+        return (not self.production if self.webhook_allow_private is None
+                else self.webhook_allow_private)
 
     @property
     def main_url(self) -> str:
@@ -103,6 +125,8 @@ class Settings:
             cors_origins=_list("CORS_ORIGINS"),
             trusted_hosts=_list("TRUSTED_HOSTS") or ("*",),
             partner_allow_list=_list("PARTNER_ADAPTERS"),
+            jsonl_root=_env("JSONL_ROOT", ""),
+            webhook_allow_private=_flag("WEBHOOK_ALLOW_PRIVATE"),
             smtp_host=_env("SMTP_HOST", "127.0.0.1"),
             smtp_port=_int("SMTP_PORT", 25),
             smtp_tls=_env("SMTP_TLS", "none"),
