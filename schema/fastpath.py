@@ -99,7 +99,7 @@ def _executor_class(base: type) -> type:
 
     plans: dict[int, Any] = {}
 
-    class LeafShortcut(base):  # type: ignore[misc]
+    class LeafShortcut(base):  # type: ignore[misc]  # a base known only at run time
         def execute_field(self, parent_type: GraphQLObjectType, source: Any,
                           field_details_list: Any, path: Any, position_context: Any) -> Any:
             node = field_details_list[0].node
@@ -121,7 +121,7 @@ def _executor_class(base: type) -> type:
                         coerced = plan[1].coerce_output_value(value)
                         if coerced is not Undefined and coerced is not None:
                             return coerced
-                except Exception:  # noqa: BLE001, S110 - the normal path reports it
+                except Exception:  # noqa: S110 - the normal path reports it
                     pass
             return super().execute_field(parent_type, source, field_details_list, path,
                                           position_context)
