@@ -151,3 +151,16 @@ async def test_limit_holds_across_two_processes_sharing_redis(make_client, rt):
     assert codes[:3] == ["UNAUTHENTICATED"] * 3 and codes[3:] == ["RATE_LIMITED"] * 2
     body = await one(LOGIN, {"u": user, "p": "x"})
     assert 1 <= body["errors"][0]["extensions"]["retryAfter"] <= 60
+
+
+async def test_a_locked_account_opens_again_after_the_window(gql, clock):
+    """Locked after 5 failures for the 900 s window (conftest settings), counted afresh after."""
+    await register_member(gql, "gina")
+    codes = await _login_codes(gql, "gina", 6, "a wrong password")
+    assert codes == ["UNAUTHENTICATED"] * 5 + ["RATE_LIMITED"]
+    clock.advance(seconds=899)
+    assert await _login_codes(gql, "gina", 1) == ["RATE_LIMITED"]
+    clock.advance(seconds=2)
+    assert await _login_codes(gql, "gina", 2, "a wrong password") == ["UNAUTHENTICATED"] * 2
+    assert await _login_codes(gql, "gina", 1) == [None]
+    assert await _login_codes(gql, "gina", 5, "a wrong password") == ["UNAUTHENTICATED"] * 5

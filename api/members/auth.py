@@ -53,13 +53,11 @@ async def create_admin(rt: Runtime, *, user_id: str, email: str, password: str) 
 async def _admin_login(rt: Runtime, admin: Admin, password: str, otp: str | None,
                        key: str) -> TokenPair:
     if not verify_password(admin.password_hash, password):
-        await throttle.record_failure(rt, key)
         raise Unauthenticated("user id or password is wrong")
     if not otp:
         raise Unauthenticated("a one-time password is required", otpRequired=True)
     step = totp.verify_code(_open_secret(rt, admin.totp_secret_ct, str(admin.id)), otp, rt.now())
     if step is None or step <= admin.totp_last_step:
-        await throttle.record_failure(rt, key)
         raise Unauthenticated("one-time password is wrong or already used")
     updated = await Admin.filter(id=admin.id, totp_last_step__lt=step).update(totp_last_step=step)
     if not updated:
@@ -74,17 +72,15 @@ async def login(rt: Runtime, user_id: str, password: str, otp: str | None = None
     if not isinstance(password, str) or len(password) > 1024:
         raise BadInput("password is too long", field="password")
     key = throttle.throttle_key(rt, user_id)
-    await throttle.check(rt, key)
+    await throttle.attempt(rt, key)  # counted before any secret is checked; reset on success
     admin = await Admin.get_or_none(user_id=user_id)
     if admin is not None:
         return await _admin_login(rt, admin, password, otp, key)
     member = await Member.get_or_none(user_id_idx=blind_index(rt.keys, "user_id", user_id))
     if member is None or member.status == MemberStatus.WITHDRAWN:
         verify_password(DUMMY_HASH, password)  # same cost whether or not the account exists
-        await throttle.record_failure(rt, key)
         raise Unauthenticated("user id or password is wrong")
     if not verify_password(member.password_hash, password):
-        await throttle.record_failure(rt, key)
         raise Unauthenticated("user id or password is wrong")
     await throttle.reset(key)
     await Member.filter(id=member.id).update(last_active_at=rt.now())
