@@ -48,6 +48,8 @@ class Settings:
     access_token_ttl: int = 900
     partner_token_ttl: int = 600
     refresh_token_ttl: int = 30 * 24 * 3600
+    # An admin session ends this long after its password+code sign-in, however it is refreshed.
+    admin_session_max_seconds: int = 12 * 3600
     # Failed sign-ins: slowed after `login_slow_after`, refused after `login_lock_after` in the window.
     login_slow_after: int = 3
     login_lock_after: int = 5
@@ -59,6 +61,10 @@ class Settings:
     rate_limit_register_ip: str = "30/hour"
     rate_limit_token: str = "60/minute"
     rate_limit_token_ip: str = "300/minute"
+    # Anonymous writes: cookie choices per device id and per address; refresh/logout per address.
+    rate_limit_device: str = "30/hour"
+    rate_limit_anonymous_ip: str = "120/hour"
+    rate_limit_session_ip: str = "600/hour"
     cors_origins: tuple[str, ...] = ()
     trusted_hosts: tuple[str, ...] = ("*",)
     partner_allow_list: tuple[str, ...] = ()  # empty = every discovered adapter
@@ -115,6 +121,7 @@ class Settings:
             audience=_env("AUDIENCE", "consentry-api"),
             controller=_env("CONTROLLER", "Consentry Clinic"),
             access_token_ttl=_int("ACCESS_TOKEN_TTL", 900),
+            admin_session_max_seconds=_int("ADMIN_SESSION_MAX_SECONDS", 12 * 3600),
             rate_limit_url=_env("RATE_LIMIT_URL", ""),
             rate_limit_login=_env("RATE_LIMIT_LOGIN", "20/minute"),
             rate_limit_login_ip=_env("RATE_LIMIT_LOGIN_IP", "100/minute"),
@@ -122,6 +129,9 @@ class Settings:
             rate_limit_register_ip=_env("RATE_LIMIT_REGISTER_IP", "30/hour"),
             rate_limit_token=_env("RATE_LIMIT_TOKEN", "60/minute"),
             rate_limit_token_ip=_env("RATE_LIMIT_TOKEN_IP", "300/minute"),
+            rate_limit_device=_env("RATE_LIMIT_DEVICE", "30/hour"),
+            rate_limit_anonymous_ip=_env("RATE_LIMIT_ANONYMOUS_IP", "120/hour"),
+            rate_limit_session_ip=_env("RATE_LIMIT_SESSION_IP", "600/hour"),
             cors_origins=_list("CORS_ORIGINS"),
             trusted_hosts=_list("TRUSTED_HOSTS") or ("*",),
             partner_allow_list=_list("PARTNER_ADAPTERS"),
