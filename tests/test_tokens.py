@@ -202,6 +202,24 @@ async def test_expired_refresh_token_is_refused(gql, rt, clock, member):
     assert error_code(await gql(REFRESH, {"t": member.refresh_token})) == "UNAUTHENTICATED"
 
 
+async def test_an_admin_session_ends_12_hours_after_sign_in_however_refreshed(gql, clock, admin,
+                                                                             member):
+    """Refreshing every 4 hours slides a member's session, never an admin's."""
+    admin_token, member_token = admin.refresh_token, member.refresh_token
+    for _ in range(2):
+        clock.advance(hours=4)
+        renewed = (await gql(REFRESH, {"t": admin_token}))["data"]["refresh"]
+        admin_token = renewed["refreshToken"]
+        member_token = (await gql(REFRESH, {"t": member_token}))["data"]["refresh"]["refreshToken"]
+    clock.advance(hours=3, minutes=59)  # 11:59 after sign-in: the access token stops at 12:00
+    last = (await gql("mutation($t: String!) { refresh(refreshToken: $t) { refreshToken "
+                      "expiresIn role } }", {"t": admin_token}))["data"]["refresh"]
+    assert (last["expiresIn"], last["role"]) == (60, "ADMIN")
+    clock.advance(minutes=2)
+    assert error_code(await gql(REFRESH, {"t": last["refreshToken"]})) == "UNAUTHENTICATED"
+    assert "errors" not in await gql(REFRESH, {"t": member_token})
+
+
 async def test_no_token_error_ever_leaks_internals(gql, rt, member):
     garbage = ["%00", "e.e.e", "eyJ" * 50, "a.b.c.d.e", base64.b64encode(b"{}").decode()]
     for token in garbage:

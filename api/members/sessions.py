@@ -2,13 +2,18 @@
 
 Each refresh consumes its token and issues a new one in the same family. Presenting a spent
 token again means it leaked: the whole family is revoked.
+
+A member's session slides (each new token lasts ``refresh_token_ttl``). An admin's does not: the
+first token's expiry, at most ``admin_session_max_seconds`` after the sign-in with password and
+code, is carried to every token of the family (and caps its access tokens), so a stolen admin
+refresh token never renews ADMIN access past that end without the second factor.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
@@ -38,20 +43,30 @@ def access_token_for(rt: Runtime, principal: Principal, ttl: int | None = None) 
 
 
 async def _issue(rt: Runtime, role: str, subject: str, family: uuid.UUID,
-                 conn: BaseDBAsyncClient | None = None) -> TokenPair:
+                 conn: BaseDBAsyncClient | None = None,
+                 session_ends: datetime | None = None) -> TokenPair:
+    """A new pair; the refresh token expires after its TTL or at ``session_ends``, if sooner."""
     refresh = new_opaque_token()
     now = rt.now()
+    expires = now + timedelta(seconds=rt.settings.refresh_token_ttl)
+    if session_ends is not None:
+        expires = min(expires, session_ends)
     await RefreshSession.create(
         id=uuid.uuid4(), token_hash=hash_token(refresh), family_id=family, subject=subject,
-        role=role, issued_at=now, expires_at=now + timedelta(seconds=rt.settings.refresh_token_ttl),
-        using_db=conn,
+        role=role, issued_at=now, expires_at=expires, using_db=conn,
     )
-    access = access_token_for(rt, Principal(role, subject))
-    return TokenPair(access, refresh, rt.settings.access_token_ttl, role, subject)
+    ttl = rt.settings.access_token_ttl
+    if session_ends is not None:  # nor does the access token outlive the session
+        ttl = max(1, min(ttl, int((session_ends - now).total_seconds())))
+    access = access_token_for(rt, Principal(role, subject), ttl)
+    return TokenPair(access, refresh, ttl, role, subject)
 
 
 async def start(rt: Runtime, role: str, subject: str) -> TokenPair:
-    return await _issue(rt, role, subject, uuid.uuid4())
+    ends = None
+    if role == "ADMIN":
+        ends = rt.now() + timedelta(seconds=rt.settings.admin_session_max_seconds)
+    return await _issue(rt, role, subject, uuid.uuid4(), session_ends=ends)
 
 
 async def rotate(rt: Runtime, refresh_token: str) -> TokenPair:
@@ -71,7 +86,9 @@ async def rotate(rt: Runtime, refresh_token: str) -> TokenPair:
             row.used_at = now
             await row.save(using_db=conn, update_fields=["used_at"])
             reused = False
-            pair = await _issue(rt, row.role, row.subject, row.family_id, conn)
+            # An admin family keeps the end set at sign-in (carried by each token's expiry).
+            ends = row.expires_at if row.role == "ADMIN" else None
+            pair = await _issue(rt, row.role, row.subject, row.family_id, conn, ends)
     if reused:
         raise Unauthenticated("refresh token was already used; every session of it is revoked")
     return pair
