@@ -8,13 +8,12 @@ import asyncio
 import json
 import os
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyotp
 import pytest
 
-from api.members import vault
 from api.members.dormancy import dormancy
 from api.models.audit import AuditEntry
 from api.models.enums import MemberStatus
@@ -25,13 +24,18 @@ from api.platform.jobs import run_all
 from api.rights.retention import request_deadlines, retention_expiry
 from api.service.composition import JOBS
 from tests import helpers_rights
-from tests.conftest import LOGIN, PASSWORD, create_admin
+from tests.conftest import LOGIN, PASSWORD, create_admin, register_member
 from tests.helpers_rights import contains, store_dump
 
 smtp, mail_rt = helpers_rights.smtp, helpers_rights.mail_rt  # fixtures
 ROOT = Path(__file__).resolve().parents[1]
 
 ME = "{ me { status email fullName phone address dateOfBirth } }"
+
+# The member fixture registers at the ManualClock's start, 1 January 2026, 00:00 UTC.
+NOTICE = datetime(2026, 12, 1, tzinfo=UTC)  # 11 months of inactivity
+DORMANT = datetime(2027, 1, 1, tzinfo=UTC)  # 12 months
+THIRTEEN_MONTHS = datetime(2027, 2, 1, tzinfo=UTC)
 
 
 async def _notices(member_id: str) -> int:
@@ -40,10 +44,9 @@ async def _notices(member_id: str) -> int:
 
 async def test_notice_at_11_months_dormant_at_12_and_reactivated_on_sign_in(gql, rt, clock,
                                                                              member):
-    start = clock.now()
-    clock.set(vault.add_months(start, 11) - timedelta(days=1))
+    clock.set(NOTICE - timedelta(days=1))
     assert (await dormancy(rt)) == {"notified": 0, "dormant": 0}
-    clock.set(vault.add_months(start, 11))
+    clock.set(NOTICE)
     assert (await dormancy(rt)) == {"notified": 1, "dormant": 0}
     assert (await dormancy(rt)) == {"notified": 0, "dormant": 0}  # twice = once
     assert await _notices(member.id) == 1
@@ -51,13 +54,13 @@ async def test_notice_at_11_months_dormant_at_12_and_reactivated_on_sign_in(gql,
     secrets = [bytes(before.email_ct), bytes(before.full_name_ct), bytes(before.address_ct),
                bytes((await MemberKey.get(member_id=member.id)).wrapped)]
 
-    clock.set(vault.add_months(start, 12) - timedelta(seconds=1))
+    clock.set(DORMANT - timedelta(seconds=1))
     assert (await dormancy(rt))["dormant"] == 0
-    clock.set(vault.add_months(start, 12))
+    clock.set(DORMANT)
     assert (await dormancy(rt))["dormant"] == 1
     assert (await dormancy(rt))["dormant"] == 0
     row = await Member.get(id=member.id)
-    assert row.status == MemberStatus.DORMANT and row.dormant_since == clock.now()
+    assert row.status == MemberStatus.DORMANT and row.dormant_since == DORMANT
     assert not await MemberKey.exists(member_id=member.id)
     [record] = await RetainedRecord.filter(member_id=member.id)
     assert record.reason == "DORMANT"
@@ -76,8 +79,7 @@ async def test_notice_at_11_months_dormant_at_12_and_reactivated_on_sign_in(gql,
 
 
 async def test_dormant_no_sooner_than_30_days_after_the_notice(rt, clock, member):
-    start = clock.now()
-    clock.set(vault.add_months(start, 12) + timedelta(days=5))  # the job did not run earlier
+    clock.set(datetime(2027, 1, 6, tzinfo=UTC))  # 12 months and 5 days: the job did not run earlier
     assert (await dormancy(rt)) == {"notified": 1, "dormant": 0}
     clock.advance(days=29)
     assert (await dormancy(rt))["dormant"] == 0
@@ -85,24 +87,61 @@ async def test_dormant_no_sooner_than_30_days_after_the_notice(rt, clock, member
     assert (await dormancy(rt))["dormant"] == 1
 
 
+# Last activity, then the first instants of the notice and of dormancy. Notice at 11 months and
+# DORMANT at 12 counted in whole calendar months back from now; and never sooner than 30 days
+# after the notice.
+CALENDAR = [
+    (datetime(2026, 1, 31, tzinfo=UTC), datetime(2026, 12, 31, tzinfo=UTC),
+     datetime(2027, 1, 31, tzinfo=UTC)),
+    # No 29 February in 2025: twelve months back from any instant of 28 February 2025 is
+    # 28 February 2024, before the last activity; from 1 March 00:00 it is 1 March 2024, after
+    # it. So DORMANT at midnight, not at the time of day of the last activity.
+    (datetime(2024, 2, 29, 9, 30, tzinfo=UTC), datetime(2025, 1, 29, 9, 30, tzinfo=UTC),
+     datetime(2025, 3, 1, tzinfo=UTC)),
+    # The notice on 1 April 2027 is exactly 30 days before 1 May: dormant on the day.
+    (datetime(2026, 5, 1, tzinfo=UTC), datetime(2027, 4, 1, tzinfo=UTC),
+     datetime(2027, 5, 1, tzinfo=UTC)),
+]
+
+
+@pytest.mark.parametrize(("last_active", "notice", "dormant"), CALENDAR,
+                         ids=["31-january", "29-february", "1-may"])
+async def test_notice_and_dormancy_dates_from_calendar_starts(gql, rt, clock, last_active, notice,
+                                                              dormant):
+    clock.set(last_active)
+    dora = await register_member(gql, "dora")
+    assert (await Member.get(id=dora.id)).last_active_at == last_active
+    clock.set(notice - timedelta(seconds=1))
+    assert (await dormancy(rt)) == {"notified": 0, "dormant": 0}
+    clock.set(notice)
+    assert (await dormancy(rt)) == {"notified": 1, "dormant": 0}
+    assert (await Member.get(id=dora.id)).dormancy_notified_at == notice
+    clock.set(dormant - timedelta(seconds=1))
+    assert (await dormancy(rt)) == {"notified": 0, "dormant": 0}
+    clock.set(dormant)
+    assert (await dormancy(rt)) == {"notified": 0, "dormant": 1}
+    assert (await Member.get(id=dora.id)).dormant_since == dormant
+
+
 async def test_activity_after_the_notice_resets_it(gql, rt, clock, member):
-    start = clock.now()
-    clock.set(vault.add_months(start, 11))
+    clock.set(NOTICE)
     await dormancy(rt)
     clock.advance(days=10)
     assert "errors" not in await gql(LOGIN, {"u": "alice", "p": PASSWORD})
-    clock.set(vault.add_months(start, 13))
+    clock.set(THIRTEEN_MONTHS)
     assert (await dormancy(rt)) == {"notified": 0, "dormant": 0}
     assert (await Member.get(id=member.id)).status == MemberStatus.ACTIVE
 
 
 async def test_dormant_member_who_never_returns_is_destroyed_after_retention(rt, clock, member):
-    start = clock.now()
-    clock.set(vault.add_months(start, 11))
+    clock.set(NOTICE)
     await dormancy(rt)
-    clock.set(vault.add_months(start, 12))
+    clock.set(DORMANT)
     await dormancy(rt)
-    until = (await RetainedRecord.get(member_id=member.id)).retained_until
+    until = datetime(2031, 12, 31, tzinfo=UTC)  # dormant_retention_days, 5 * 365, after DORMANT
+    assert (await RetainedRecord.get(member_id=member.id)).retained_until == until
+    clock.set(until - timedelta(seconds=1))
+    assert await retention_expiry(rt) == {"records": 0, "members": 0}
     clock.set(until + timedelta(seconds=1))
     first = await retention_expiry(rt)
     second = await retention_expiry(rt)
@@ -114,11 +153,10 @@ async def test_dormant_member_who_never_returns_is_destroyed_after_retention(rt,
 
 
 async def test_jobs_from_two_runners_at_once_give_the_same_result(rt, clock, member, other_member):
-    start = clock.now()
-    clock.set(vault.add_months(start, 11))
+    clock.set(NOTICE)
     await asyncio.gather(dormancy(rt), dormancy(rt))
     assert await _notices(member.id) == 1 and await _notices(other_member.id) == 1
-    clock.set(vault.add_months(start, 12))
+    clock.set(DORMANT)
     results = await asyncio.gather(run_all(rt, JOBS, only=["dormancy"]), dormancy(rt))
     assert await Member.filter(status=MemberStatus.DORMANT).count() == 2
     assert await RetainedRecord.all().count() == 2
@@ -175,18 +213,18 @@ async def _cli_jobs(rt, at, jobs: list[str], smtp_port: int) -> list[dict]:
 @pytest.mark.slow
 async def test_two_cli_processes_at_once_give_the_same_result_as_one(rt, clock, smtp, member,
                                                                      other_member):
-    start = clock.now()
     jobs = ["dormancy", "send_mail", "retention_expiry", "request_deadlines"]
-    await _cli_jobs(rt, vault.add_months(start, 11), jobs, smtp.port)
+    await _cli_jobs(rt, NOTICE, jobs, smtp.port)
     assert await _notices(member.id) == 1 and await _notices(other_member.id) == 1
-    await _cli_jobs(rt, vault.add_months(start, 11), jobs, smtp.port)  # and again: no change
+    await _cli_jobs(rt, NOTICE, jobs, smtp.port)  # and again: no change
     assert len(smtp.to("alice@example.org")) == 1 and len(smtp.to("bob@example.org")) == 1
 
-    await _cli_jobs(rt, vault.add_months(start, 12), jobs, smtp.port)
+    await _cli_jobs(rt, DORMANT, jobs, smtp.port)
     assert await Member.filter(status=MemberStatus.DORMANT).count() == 2
     assert await RetainedRecord.filter(reason="DORMANT").count() == 2
 
-    until = max(r.retained_until for r in await RetainedRecord.all())
+    until = datetime(2031, 12, 31, tzinfo=UTC)  # dormant_retention_days after DORMANT
+    assert {r.retained_until for r in await RetainedRecord.all()} == {until}
     await _cli_jobs(rt, until + timedelta(seconds=1), jobs, smtp.port)
     await _cli_jobs(rt, until + timedelta(seconds=2), jobs, smtp.port)  # mails the confirmations
     assert await Member.all().count() == 0 and await RetainedRecord.all().count() == 0

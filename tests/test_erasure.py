@@ -7,7 +7,7 @@ import asyncio
 import dataclasses
 import logging
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from api.members import vault
 from api.members.mail import send_pending
@@ -142,8 +142,9 @@ async def test_purchasing_member_keeps_tax_data_only_in_the_vault_for_five_years
     body = await gql(WITHDRAW, {"p": PASSWORD}, token=token)
     receipt = body["data"]["withdrawMembership"]
     assert receipt["destroyed"] is False
-    until = vault.add_months(last, 60)
-    assert receipt["retainedUntil"] == until.isoformat()
+    assert last == datetime(2027, 2, 5, tzinfo=UTC)
+    until = datetime(2032, 2, 5, tzinfo=UTC)  # five years after the last purchase
+    assert receipt["retainedUntil"] == "2032-02-05T00:00:00+00:00"
     assert receipt["retainedFields"] == ["FULL_NAME", "ADDRESS"]
     assert first < last
 
@@ -170,6 +171,18 @@ async def test_purchasing_member_keeps_tax_data_only_in_the_vault_for_five_years
     assert first_run["retention_expiry"]["records"] == 1
     assert second_run["retention_expiry"]["records"] == 0
     assert not await RetainedRecord.exists(id=record.id)
+
+
+async def test_tax_retention_from_a_leap_day_ends_on_28_february(gql, rt, clock, member):
+    clock.set(datetime(2028, 2, 29, 15, 0, tzinfo=UTC))
+    await purchases.record_purchase(rt, "admin:test", member.id, amount="10.00",
+                                    currency="EUR", reference="INV-0029")
+    clock.set(datetime(2028, 3, 10, tzinfo=UTC))
+    token = (await gql(LOGIN, {"u": "alice", "p": PASSWORD}))["data"]["login"]["accessToken"]
+    receipt = (await gql(WITHDRAW, {"p": PASSWORD}, token=token))["data"]["withdrawMembership"]
+    assert receipt["retainedUntil"] == "2033-02-28T15:00:00+00:00"
+    [record] = await RetainedRecord.all()
+    assert record.retained_until == datetime(2033, 2, 28, 15, 0, tzinfo=UTC)
 
 
 async def test_erasure_request_resolved_by_admin_follows_the_same_path(gql, rt, admin, member):

@@ -6,13 +6,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import ssl
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from api.members import vault
 from api.members.dormancy import dormancy
 from api.members.mail import backoff, send_pending
 from api.members.notifications import notify
@@ -114,21 +113,21 @@ async def test_smtp_login_with_configured_credentials(rt, member):
 
 
 async def test_dormancy_notice_is_mailed(mail_rt, smtp, clock, member):
-    clock.set(vault.add_months(clock.now(), 11))
+    clock.set(datetime(2026, 12, 1, tzinfo=UTC))  # 11 months after alice registered
     await dormancy(mail_rt)
     await run_all(mail_rt, JOBS, only=["send_mail"])
     [mail] = smtp.to("alice@example.org")
     assert mail["Subject"] == "Your account will become dormant"
+    assert mail["Date"] == "Tue, 01 Dec 2026 00:00:00 +0000"
     assert mail["X-Consentry-Kind"] == "dormancy.notice"
 
 
 async def test_mail_to_a_dormant_member_is_held_until_they_return(gql, mail_rt, smtp, clock,
                                                                   member):
-    start = clock.now()
-    clock.set(vault.add_months(start, 11))
+    clock.set(datetime(2026, 12, 1, tzinfo=UTC))  # notice: 11 months after registering
     await dormancy(mail_rt)
     await send_pending(mail_rt)
-    clock.set(vault.add_months(start, 12))
+    clock.set(datetime(2027, 1, 1, tzinfo=UTC))  # dormant: 12 months
     await dormancy(mail_rt)
     note = await _note(mail_rt, member.id)
     assert (await send_pending(mail_rt))["held"] == 1
