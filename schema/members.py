@@ -131,7 +131,8 @@ class Query:
     async def members(self, info: Info, first: int | None = 50, after: str | None = None,
                       status: MemberStatus | None = None) -> MemberConnection:
         size = page_size(first)
-        page = await admin_members.page(info.context.rt, size, _after(after), status)
+        page = await admin_members.admin_page(info.context.rt, principal_of(info).subject, size,
+                                              _after(after), status)
         edges = [MemberEdge(cursor=_cursor(v.id), node=Member.from_view(v)) for v in page.views]
         return MemberConnection(edges=edges, page_info=PageInfo(
             has_next_page=page.has_next, end_cursor=edges[-1].cursor if edges else None))

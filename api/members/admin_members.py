@@ -1,4 +1,8 @@
-"""Admin reads of members: keyset-paginated lists and audited single reads."""
+"""Admin reads of members: keyset-paginated lists and single reads, each one audited.
+
+Every read that shows an admin personal data leaves one audit entry naming the members read, by
+id only (no personal values in the trail): ``read`` per member, ``admin_page`` per page.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from api.models.member import Member
 from api.platform import audit
 from api.platform.runtime import Runtime
 
-__all__ = ["page", "read", "Page"]
+__all__ = ["page", "admin_page", "read", "Page"]
 
 
 @dataclass(frozen=True)
@@ -24,7 +28,10 @@ class Page:
 
 async def page(rt: Runtime, size: int, after_id: str | None,
                status: MemberStatus | None) -> Page:
-    """Members ordered by id, after a cursor id: an index range scan, no OFFSET, no COUNT."""
+    """Members ordered by id, after a cursor id: an index range scan, no OFFSET, no COUNT.
+
+    Not audited: what answers an admin goes through ``admin_page``.
+    """
     query = Member.all()
     if status is not None:
         query = query.filter(status=status)
@@ -38,6 +45,15 @@ async def page(rt: Runtime, size: int, after_id: str | None,
     views = [readable.get(str(m.id)) or members.sealed_view(m) for m in rows[:size]
              if str(m.id) in readable or m.status == MemberStatus.DORMANT]
     return Page(views, len(rows) > size)
+
+
+async def admin_page(rt: Runtime, admin_id: str, size: int, after_id: str | None,
+                     status: MemberStatus | None) -> Page:
+    """A page for an admin, written to the audit trail (the ids read) before it is returned."""
+    result = await page(rt, size, after_id, status)
+    await audit.record(rt, f"admin:{admin_id}", "admin.list_members", None,
+                       {"members": [v.id for v in result.views]})
+    return result
 
 
 async def read(rt: Runtime, admin_id: str, member_id: str) -> MemberView | None:
