@@ -127,8 +127,13 @@ def graphql_path(request: pytest.FixtureRequest) -> str:
 
 
 def graphql_endpoint(app: Any) -> Any:
-    """The ``FastGraphQL`` endpoint mounted at ``/graphql``."""
-    return next(r.endpoint for r in app.routes if getattr(r, "path", "") == "/graphql")
+    """The ``FastGraphQL`` endpoint mounted at ``/graphql``, behind any guards that wrap it."""
+    from schema.fastpath import FastGraphQL
+
+    endpoint = next(r.endpoint for r in app.routes if getattr(r, "path", "") == "/graphql")
+    while not isinstance(endpoint, FastGraphQL):
+        endpoint = endpoint.app  # a guard in front (api/service/http_guard.py); else fail loudly
+    return endpoint
 
 
 @pytest.fixture
