@@ -13,6 +13,7 @@ from typing import Any
 from starlette.requests import Request
 
 from api.core.errors import ConsentryError, Unauthenticated
+from api.members import liveness
 from api.platform.runtime import Runtime
 from api.security.token_cache import TokenCache
 from api.security.tokens import Principal
@@ -50,11 +51,13 @@ def principal_for(rt: Runtime, token: str) -> Principal:
     return cache.decode(rt.keys, token, issuer=s.issuer, audience=s.audience, now=rt.now())
 
 
-def build_context(rt: Runtime, request: Request | None) -> Context:
+async def build_context(rt: Runtime, request: Request | None) -> Context:
     """The per-request context: request id and the caller from ``Authorization: Bearer``.
 
     A bad token is kept as ``auth_error`` rather than raised: fields that need no caller still
     answer, and every field that looks at the caller raises it (``schema/permissions.py``).
+    A member token whose member was destroyed or withdrew is a bad token, whatever the token
+    cache says (``api/members/liveness.py``).
     """
     headers = request.headers if request is not None else {}
     request_id = headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
@@ -65,7 +68,10 @@ def build_context(rt: Runtime, request: Request | None) -> Context:
         try:
             if scheme.lower() != "bearer" or not token:
                 raise ConsentryError("Authorization must be 'Bearer <token>'")
-            ctx.principal = principal_for(rt, token.strip())
+            principal = principal_for(rt, token.strip())
+            if principal.role == "MEMBER" and not await liveness.is_live(rt, principal.subject):
+                raise Unauthenticated(liveness.GONE)
+            ctx.principal = principal
         except ConsentryError as exc:
             ctx.auth_error = exc if isinstance(exc, Unauthenticated) else Unauthenticated(
                 exc.message)

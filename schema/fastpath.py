@@ -238,7 +238,7 @@ class FastGraphQL:
             await self.view(scope, replay, send)
             return
         prepared, variables, name = plan
-        ctx = build_context(self.rt, Request(scope, replay))
+        ctx = await build_context(self.rt, Request(scope, replay))
         result = gql_execute(self._core, prepared.document, None, ctx, variables, name,
                              **self._execute_kwargs)
         if isawaitable(result):

@@ -99,7 +99,7 @@ async def test_non_purchasing_member_leaves_no_trace(gql, rt, clock, member, oth
     assert erasure.payload_ct is None and erasure.member_id is None
     assert erasure.payload_plain["ref"] == partner_ref(rt.keys, partner_id, member.id)
     assert error_code(await gql(LOGIN, {"u": "alice", "p": PASSWORD})) == "UNAUTHENTICATED"
-    assert error_code(await gql("{ me { id } }", token=token)) == "NOT_FOUND"
+    assert error_code(await gql("{ me { id } }", token=token)) == "UNAUTHENTICATED"
     requests = await DataRequest.all()
     assert {r.kind for r in requests} == {"CORRECTION", "ERASURE"}
     assert all(r.member_id is None and r.note_ct is None for r in requests)

@@ -14,6 +14,7 @@ from tortoise.transactions import in_transaction
 
 from api.core.errors import BadInput
 from api.core.ordered_ids import ordered_uuid
+from api.members import liveness
 from api.models.consent import CookieChoice
 from api.platform import audit
 from api.platform.runtime import Runtime
@@ -59,6 +60,8 @@ async def set_preferences(rt: Runtime, device_id: str, *, analytics: bool,
     device_id = validate_device_id(device_id)
     choice_id = ordered_uuid()
     async with in_transaction("default") as conn:
+        if member_id is not None:  # the member may have been destroyed since the token was read
+            await liveness.require_live(conn, member_id)
         row = await CookieChoice.create(id=choice_id, device_id=device_id, member_id=member_id,
                                         analytics=analytics, personalization=personalization,
                                         marketing=marketing, at=rt.now(), using_db=conn)

@@ -30,7 +30,7 @@ from datetime import datetime
 from tortoise.transactions import in_transaction
 
 from api.core.errors import NotFound, Unauthenticated
-from api.members import dormancy, notifications, sessions, throttle, vault
+from api.members import dormancy, liveness, notifications, sessions, throttle, vault
 from api.members import records as members
 from api.models.consent import ConsentEvent, CookieChoice
 from api.models.enums import DataRequestKind, DataRequestStatus, MemberStatus, OutboxStatus, PersonalField
@@ -159,6 +159,7 @@ async def destroy(rt: Runtime, member_id: str, *, actor: str,
         if record_id is not None:
             await vault.shred(record_id)
         raise
+    liveness.forget(rt, member_id)  # the member's tokens are refused from now on
     await db.flush_sqlite()
     return Receipt(now, record_id is None, retained_until,
                    list(TAX_FIELDS) if record_id else [], notified)

@@ -18,6 +18,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from api.core.errors import BadInput, Conflict, NotFound
+from api.members import liveness
 from api.members import records as members
 from api.models.enums import DataRequestKind, DataRequestStatus, MemberStatus, PersonalField
 from api.models.member import Member
@@ -66,7 +67,9 @@ async def open_request(rt: Runtime, conn: BaseDBAsyncClient | None, *, member_id
 
     It writes the transaction's one audit entry (``detail`` adds to it): a second
     ``audit.record`` in the same transaction could deadlock against concurrent appenders.
+    Refused (UNAUTHENTICATED) when the member no longer exists: a request nobody can answer.
     """
+    await liveness.require_live(conn, member_id)
     now = rt.now()
     request_id = uuid.uuid4()
     note_ct = None

@@ -61,7 +61,7 @@ class ConsentryGraphQL(GraphQL):
 
     async def get_context(  # type: ignore[override]  # HTTP only, no websocket; our Context
             self, request: Request, response: Any = None) -> Context:
-        return build_context(self.rt, request)
+        return await build_context(self.rt, request)
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
