@@ -19,7 +19,7 @@ from strawberry.extensions import (
 from strawberry.tools import merge_types
 
 from schema import audit, consent, delivery_admin, members, partners, rights
-from schema.errors import ErrorCodes
+from schema.errors import ErrorCodes, QuietSchema
 from schema.limits import HideSuggestions, MaxDirectivesLimiter
 
 __all__ = ["build_schema", "validation_rules", "LIMITS"]
@@ -63,4 +63,4 @@ def build_schema(*, production: bool = False) -> strawberry.Schema:
     ]
     if production:
         extensions.append(HideSuggestions)
-    return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions)
+    return QuietSchema(query=Query, mutation=Mutation, extensions=extensions)

@@ -2,9 +2,10 @@
 
 A private PostgreSQL cluster (initdb in a temporary directory, its own port) serves a real
 ``consentry serve``; requests keep coming while the cluster is stopped and started again. While it
-is down the API answers errors (never hangs, never dies, never leaks a driver message) and
-``/readyz`` says so; once it is back the same process serves again without a restart, and what
-was written before is still there. Skipped where the PostgreSQL server binaries are missing.
+is down the API answers UNAVAILABLE (contract v2; never hangs, never dies, never leaks a driver
+message) and ``/readyz`` says so; once it is back the same process serves again without a
+restart, and what was written before is still there. Skipped where the PostgreSQL server
+binaries are missing.
 """
 
 from __future__ import annotations
@@ -156,9 +157,17 @@ async def test_database_restart_under_load(server, cluster):
     assert ready_down == 503 and health_down == 200
     down = [a for a in answers if a[0] == "down"]
     assert down, "no request was answered while the database was down"
-    assert all(status in (200, 503) for _, status, _, _ in down), down[:5]
+    # A request that reached the database before it stopped succeeds; every other one is
+    # UNAVAILABLE (contract v2: retry later), never INTERNAL, with a fixed message.
+    assert all(status == 200 for _, status, _, _ in down), down[:5]
+    assert {(code, message) for _, _, code, message in down} <= {
+        (None, ""), ("UNAVAILABLE", "a service this request needs is unavailable; retry later")}, down
+    assert any(code == "UNAVAILABLE" for _, _, code, _ in down), down[:5]
     assert all(not LEAK.search(message) for *_, message in down), down[:5]
-    assert during["status"] in (200, 503) and "errors" in during["body"]
+    assert during == {"status": 200, "body": {"data": None, "errors": [{
+        "message": "a service this request needs is unavailable; retry later",
+        "locations": [{"line": 1, "column": 32}], "path": ["register"],
+        "extensions": {"code": "UNAVAILABLE"}}]}}, during
     assert recovered_at is not None, "the API did not recover after the database came back"
     assert ready_back == 200
     assert "errors" not in after["body"], after

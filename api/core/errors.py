@@ -6,7 +6,8 @@
     ├── Forbidden             FORBIDDEN        authenticated, but not allowed
     ├── NotFound              NOT_FOUND
     ├── Conflict              CONFLICT         state forbids it (duplicate, already done)
-    └── RateLimited           RATE_LIMITED     slow down; ``retry_after`` seconds
+    ├── RateLimited           RATE_LIMITED     slow down; ``retry_after`` seconds
+    └── Unavailable           UNAVAILABLE      a dependency (the database) is down; retry later
 
 Messages are written for the client: they never hold secrets or personal data.
 """
@@ -23,6 +24,7 @@ __all__ = [
     "NotFound",
     "RateLimited",
     "Unauthenticated",
+    "Unavailable",
 ]
 
 
@@ -65,4 +67,19 @@ class RateLimited(ConsentryError):
 
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message, retryAfter=retry_after)
+        self.retry_after = retry_after
+
+
+class Unavailable(ConsentryError):
+    """A dependency is down. ``retry_after`` only when known: nobody knows when a database
+    that stopped answering will be back, so the default sends no hint."""
+
+    code = "UNAVAILABLE"
+
+    def __init__(self, message: str = "a service this request needs is unavailable; retry later",
+                 *, retry_after: int | None = None) -> None:
+        if retry_after is None:
+            super().__init__(message)
+        else:
+            super().__init__(message, retryAfter=retry_after)
         self.retry_after = retry_after

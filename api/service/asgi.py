@@ -25,7 +25,13 @@ from api.core.errors import RateLimited
 from api.platform import ratelimit
 from api.platform.db import close_db, init_db
 from api.platform.runtime import Runtime
-from api.service.http_guard import SecurityHeaders, json_error
+from api.service.http_guard import (
+    JSONDepthGuard,
+    SecurityHeaders,
+    json_error,
+    json_too_deep,
+    too_deep_message,
+)
 from api.sharing import oauth
 from schema import build_schema
 from schema.context import Context, build_context
@@ -62,6 +68,12 @@ class ConsentryGraphQL(GraphQL):
     async def get_context(  # type: ignore[override]  # HTTP only, no websocket; our Context
             self, request: Request, response: Any = None) -> Context:
         return await build_context(self.rt, request)
+
+    def decode_json(self, data: str | bytes) -> object:
+        """As strawberry's, after the nesting check (GET ``variables`` come here unchecked)."""
+        if json_too_deep(data):
+            raise HTTPException(400, too_deep_message())
+        return super().decode_json(data)
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
@@ -117,6 +129,7 @@ def create_app(rt: Runtime, *, manage_db: bool = True) -> Starlette:
                    allow_headers=["authorization", "content-type", "x-request-id"],
                    max_age=600),
         Middleware(SecurityHeaders, max_body=s.max_body_bytes, production=s.production),
+        Middleware(JSONDepthGuard),
     ]
     routes = [
         Route("/graphql", FastGraphQL(graphql, rt), methods=["GET", "POST"]),

@@ -38,12 +38,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from api.platform.db import migrate
     from api.service.asgi import create_app
+    from api.service.http_guard import MAX_HEADER_BYTES, bounded_http_protocol
 
     rt = _runtime()
     asyncio.run(migrate(rt.settings))
     app = create_app(rt)
+    # Request heads are capped while they are read: httptools has no limit of its own, so its
+    # protocol counts; h11 (the fallback) has one. Slow clients are the reverse proxy's job.
+    try:
+        import httptools  # noqa: F401
+    except ImportError:
+        http: Any = "h11"
+    else:
+        http = bounded_http_protocol(MAX_HEADER_BYTES)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
-                proxy_headers=True, server_header=False, access_log=False)
+                proxy_headers=True, server_header=False, access_log=False, http=http,
+                h11_max_incomplete_event_size=MAX_HEADER_BYTES)
     return 0
 
 
