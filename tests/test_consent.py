@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime
 
 from api.consent import consents as consent
 from api.consent.events import ConsentChanged
@@ -12,6 +12,7 @@ from api.models.consent import ConsentEvent
 from api.models.enums import ConsentState
 from api.platform.events import EventBus
 from api.service.composition import SUBSCRIBERS
+from api.sharing.grants import consents_in_force
 from tests.conftest import error_code
 from tests.helpers_consent import fresh_token
 
@@ -73,13 +74,12 @@ async def test_unknown_purpose_is_not_found(gql, member):
 
 async def test_withdraw_is_one_call_and_takes_effect_at_once(gql, member, rt):
     await gql(GIVE, {"p": "research", "v": "1.0"}, token=member.token)
-    assert await consent.has_consent(member.id, "research", at=rt.now())
+    assert await consents_in_force([member.id], ["research"], rt.now()) == {
+        member.id: frozenset({"research"})}
     # The clock does not move: the withdrawal still wins from the same instant on.
     body = await gql(WITHDRAW, {"p": "research"}, token=member.token)
     assert body["data"]["withdrawConsent"]["state"] == "WITHDRAWN"
-    assert not await consent.has_consent(member.id, "research")
-    assert not await consent.has_consent(member.id, "research", at=rt.now())
-    assert await consent.consented_members("research", [member.id], rt.now()) == set()
+    assert await consents_in_force([member.id], ["research"], rt.now()) == {}
     mine = (await gql(MY_CONSENTS, token=member.token))["data"]["me"]["consents"]
     assert [(c["purpose"], c["state"]) for c in mine] == [("research", "WITHDRAWN")]
 
@@ -101,34 +101,26 @@ async def test_repeated_give_and_withdraw_are_idempotent(gql, member, clock):
     assert await ConsentEvent.filter(member_id=member.id).count() == 2
 
 
-async def test_state_at_a_past_instant_is_rebuilt_from_events(gql, member, clock):
-    t0 = clock.now()
-    clock.advance(days=1)
-    token = await fresh_token(gql, member.user_id)
-    await gql(GIVE, {"p": "personalization", "v": "1.0"}, token=token)
-    t_given = clock.now()
-    clock.advance(days=2)
-    token = await fresh_token(gql, member.user_id)
-    await gql(WITHDRAW, {"p": "personalization"}, token=token)
-    t_withdrawn = clock.now()
-    clock.advance(days=3)
-    token = await fresh_token(gql, member.user_id)
-    await gql(GIVE, {"p": "personalization", "v": "1.0"}, token=token)
+async def test_consent_at_a_past_instant_is_rebuilt_from_events(gql, member, clock):
+    """The grant rule's read (``consents_in_force``, used by push, pull and delivery) at past
+    instants: given on 2 January, withdrawn on 4 January, given again on 7 January 2026."""
+    for day, mutation, variables in ((2, GIVE, {"p": "personalization", "v": "1.0"}),
+                                     (4, WITHDRAW, {"p": "personalization"}),
+                                     (7, GIVE, {"p": "personalization", "v": "1.0"})):
+        clock.set(datetime(2026, 1, day, tzinfo=UTC))
+        token = await fresh_token(gql, member.user_id)
+        assert "errors" not in await gql(mutation, variables, token=token)
 
-    assert await consent.state_at(member.id, "personalization", t0) is None
-    assert await consent.state_at(member.id, "personalization", t_given) == ConsentState.GIVEN
-    assert await consent.state_at(member.id, "personalization",
-                                  t_given + timedelta(days=1)) == ConsentState.GIVEN
-    assert await consent.state_at(member.id, "personalization",
-                                  t_withdrawn) == ConsentState.WITHDRAWN
-    assert await consent.state_at(member.id, "personalization",
-                                  t_withdrawn + timedelta(days=2)) == ConsentState.WITHDRAWN
-    assert await consent.state_at(member.id, "personalization", clock.now()) == ConsentState.GIVEN
-    history = await consent.history(member.id)
-    assert [e.state for e in history] == [ConsentState.GIVEN, ConsentState.WITHDRAWN,
-                                          ConsentState.GIVEN]
-    assert await consent.has_consent(member.id, "personalization",
-                                     at=t_withdrawn + timedelta(days=1)) is False
+    async def at(day: int, hour: int = 0) -> bool:
+        held = await consents_in_force([member.id], ["personalization"],
+                                       datetime(2026, 1, day, hour, tzinfo=UTC))
+        return "personalization" in held.get(member.id, frozenset())
+
+    assert [await at(1), await at(2), await at(3), await at(4), await at(6, 23), await at(7)] \
+        == [False, True, True, False, False, True]
+    rows = await ConsentEvent.filter(member_id=member.id).order_by("at", "id")
+    assert [r.state for r in rows] == [ConsentState.GIVEN, ConsentState.WITHDRAWN,
+                                       ConsentState.GIVEN]
 
 
 async def test_events_record_how_consent_was_given(gql, client, rt, member):
@@ -143,18 +135,19 @@ async def test_events_record_how_consent_was_given(gql, client, rt, member):
     assert row.policy_version == "1.0" and row.state == ConsentState.GIVEN
 
 
-async def test_consented_members_in_bulk(gql, member, other_member, rt, clock):
+async def test_consents_in_force_for_many_members_at_once(gql, member, other_member, rt, clock):
     await gql(GIVE, {"p": "research", "v": "1.0"}, token=member.token)
     await gql(GIVE, {"p": "research", "v": "1.0"}, token=other_member.token)
+    await gql(GIVE, {"p": "marketing", "v": "1.0"}, token=other_member.token)
     before = clock.now()
     clock.advance(minutes=5)
     await gql(WITHDRAW, {"p": "research"}, token=other_member.token)
     ids = [member.id, other_member.id, "00000000-0000-0000-0000-000000000000"]
-    assert await consent.consented_members("research", ids, rt.now()) == {member.id}
-    assert await consent.consented_members("research", ids, before) == {member.id,
-                                                                         other_member.id}
-    assert await consent.consented_members("research", None) == {member.id}
-    assert await consent.consented_members("marketing", ids) == set()
+    assert await consents_in_force(ids, ["research", "marketing"], rt.now()) == {
+        member.id: frozenset({"research"}), other_member.id: frozenset({"marketing"})}
+    assert await consents_in_force(ids, ["research"], before) == {
+        member.id: frozenset({"research"}), other_member.id: frozenset({"research"})}
+    assert await consents_in_force(ids, ["health_data"], rt.now()) == {}
 
 
 async def test_consent_changes_reach_subscribers_after_commit(gql, rt, member):
@@ -220,7 +213,8 @@ async def test_partner_purposes_join_the_registry(gql, member, rt):
     assert listed[name]["legalBasis"] == "CONSENT"
     body = await gql(GIVE, {"p": name, "v": "1.0"}, token=member.token)
     assert body["data"]["giveConsent"]["state"] == "GIVEN"
-    assert await consent.has_consent(member.id, name)
+    mine = (await gql(MY_CONSENTS, token=member.token))["data"]["me"]["consents"]
+    assert [(c["purpose"], c["state"]) for c in mine] == [(name, "GIVEN")]
     assert (await purposes.get_purpose("order_fulfillment")).legal_basis == "CONTRACT"
 
 

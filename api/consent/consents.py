@@ -22,12 +22,10 @@ declared in ``api/service/composition.py``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from api.consent import policy, receipts
@@ -43,12 +41,9 @@ from api.platform import audit
 from api.platform.runtime import Runtime
 from api.security.envelope import DataKey
 
-__all__ = ["ConsentView", "give", "withdraw", "state_at", "event_at",
-           "current", "history", "has_consent", "consented_members"]
+__all__ = ["ConsentView", "give", "withdraw", "current", "how_given"]
 
 log = logging.getLogger("consentry.consent")
-
-_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -84,11 +79,9 @@ async def _lock_member(conn: BaseDBAsyncClient, member_id: str) -> None:
         raise NotFound("member not found")
 
 
-async def _latest(member_id: str, purpose: str, at: datetime | None = None,
+async def _latest(member_id: str, purpose: str,
                   conn: BaseDBAsyncClient | None = None) -> ConsentEvent | None:
     query = ConsentEvent.filter(member_id=member_id, purpose=purpose)
-    if at is not None:
-        query = query.filter(at__lte=at)
     return await query.using_db(conn).order_by("-at", "-id").first()
 
 
@@ -166,60 +159,12 @@ async def withdraw(rt: Runtime, member_id: str, purpose: str, *, client: str = "
     return view
 
 
-async def event_at(member_id: str, purpose: str, instant: datetime) -> ConsentView | None:
-    """The event in force for one purpose at ``instant`` (None: never given by then)."""
-    row = await _latest(member_id, purpose, at=instant)
-    return _view(row) if row else None
+async def current(member_id: str) -> list[ConsentView]:
+    """The latest event per purpose (one query), ordered by purpose name: ``Member.consents``.
 
-
-async def state_at(member_id: str, purpose: str, instant: datetime) -> ConsentState | None:
-    """The consent state at a past (or present) instant, rebuilt from the events."""
-    row = await _latest(member_id, purpose, at=instant)
-    return ConsentState(row.state) if row else None
-
-
-async def history(member_id: str, purpose: str | None = None) -> list[ConsentView]:
-    """Every event of a member, oldest first (exports, receipts)."""
-    query = ConsentEvent.filter(member_id=member_id)
-    if purpose is not None:
-        query = query.filter(purpose=purpose)
-    return [_view(r) for r in await query.order_by("at", "id")]
-
-
-async def current(member_id: str, at: datetime | None = None) -> list[ConsentView]:
-    """The latest event per purpose (one query), ordered by purpose name."""
-    query = ConsentEvent.filter(member_id=member_id)
-    if at is not None:
-        query = query.filter(at__lte=at)
+    Consent at a past instant, and for many members at once, is what the grant rule reads:
+    :func:`api.sharing.grants.consents_in_force`."""
     latest: dict[str, ConsentView] = {}
-    for row in await query.order_by("at", "id"):
+    for row in await ConsentEvent.filter(member_id=member_id).order_by("at", "id"):
         latest[row.purpose] = _view(row)
     return [latest[name] for name in sorted(latest)]
-
-
-async def has_consent(member_id: str, purpose: str, at: datetime | None = None) -> bool:
-    """True when the latest event for the purpose at ``at`` (default: latest of all) is GIVEN."""
-    row = await _latest(member_id, purpose, at=at)
-    return row is not None and row.state == ConsentState.GIVEN
-
-
-async def consented_members(purpose: str, member_ids: Iterable[str] | None = None,
-                            at: datetime | None = None) -> set[str]:
-    """The members (of ``member_ids``, or all when None) whose consent to ``purpose`` holds at
-    ``at``; one query per 500 ids, never one per member."""
-    def base() -> QuerySet[ConsentEvent]:
-        query = ConsentEvent.filter(purpose=purpose)
-        return query.filter(at__lte=at) if at is not None else query
-
-    chunks: list[list[str] | None]
-    if member_ids is None:
-        chunks = [None]
-    else:
-        ids = sorted({str(m) for m in member_ids})
-        chunks = [ids[i:i + _CHUNK] for i in range(0, len(ids), _CHUNK)]
-    states: dict[str, str] = {}
-    for chunk in chunks:
-        query = base() if chunk is None else base().filter(member_id__in=chunk)
-        for mid, state in await query.order_by("at", "id").values_list("member_id", "state"):
-            states[str(mid)] = state
-    return {mid for mid, state in states.items() if state == ConsentState.GIVEN}
