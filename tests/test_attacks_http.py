@@ -21,14 +21,17 @@ from pathlib import Path
 
 import httpx
 import pytest
+from graphql import GraphQLError, parse
 
+from schema.errors import safe_traceback
 from tests.conftest import PASSWORD
 from tests.helpers_hardening import write_production_keys
 from tests.helpers_serve import serve
 
 CANARIES = ["Canary-99", "Canary-Syntax-98", "Canary-Arg-97", "Canary-Var-96",
             "canary-mail@example.org", "Canary Fullname", "Canary-Pass-95", "canary-dup@example.org",
-            "canary-bad-email", "Canary Profile", "Canary-Date", "Canary Anonymous", "Canary-Get-94"]
+            "canary-bad-email", "Canary Profile", "Canary-Date", "Canary Anonymous", "Canary-Get-94",
+            "Canary-Token-93", "Canary-Bearer-92"]
 
 
 def _env(tmp_path: Path, mode: str) -> dict[str, str]:
@@ -104,6 +107,11 @@ def test_failed_requests_leave_no_secret_or_personal_value_in_the_log(tmp_path, 
         assert _code(answer) == "BAD_USER_INPUT"
         answer = _post(client, 'mutation{updateProfile(input:{fullName:"Canary Anonymous"}){fullName}}')
         assert _code(answer) == "UNAUTHENTICATED"
+        # Tokens: a refresh token inline, a bearer token that does not verify.
+        answer = _post(client, 'mutation{refresh(refreshToken:"Canary-Token-93"){accessToken}}')
+        assert _code(answer) == "UNAUTHENTICATED"
+        answer = _post(client, "{ me { userId } }", token="Canary-Bearer-92")
+        assert _code(answer) == "UNAUTHENTICATED"
         # A mutation over GET (refused: GET serves queries only).
         client.get("/graphql", params={
             "query": 'mutation{login(userId:"someone", password:"Canary-Get-94"){role}}'})
@@ -114,6 +122,22 @@ def test_failed_requests_leave_no_secret_or_personal_value_in_the_log(tmp_path, 
     assert "graphql error field=login code=UNAUTHENTICATED request=attack-login-1" in log, log
     assert ("graphql error field=register code=BAD_USER_INPUT request=attack-register-2"
             in log), log
+
+
+def test_an_internal_error_traceback_withholds_messages():
+    """What an INTERNAL error logs: frames and exception types, never the document."""
+    secret = "-".join(["Canary", "Internal", "91"])  # built, so no source line shows it
+    try:
+        parse('mutation { login(userId: "someone", password: "' + secret + '" ')
+    except GraphQLError as exc:
+        try:
+            raise ValueError("bad value " + secret) from exc
+        except ValueError as outer:
+            logged = safe_traceback(outer)
+    assert "Canary-Internal" not in logged
+    assert logged.startswith("stack (most recent call last, exception messages withheld):\n"
+                             "builtins.ValueError (message withheld)\n"), logged
+    assert "caused by graphql.error.syntax_error.GraphQLSyntaxError (message withheld)" in logged
 
 
 def _nested(depth: int) -> bytes:

@@ -132,6 +132,8 @@ async def test_database_restart_under_load(server, cluster):
         ready_down = (await client.get("/readyz")).status_code
         health_down = (await client.get("/healthz")).status_code
         during = await _register(client, "during-outage")
+        token_down = await client.post("/oauth/token", data={
+            "grant_type": "client_credentials", "client_id": "p", "client_secret": "s"})
         await asyncio.to_thread(cluster.start)
         phase[0] = "back"
         recovered_at = None
@@ -168,6 +170,10 @@ async def test_database_restart_under_load(server, cluster):
         "message": "a service this request needs is unavailable; retry later",
         "locations": [{"line": 1, "column": 32}], "path": ["register"],
         "extensions": {"code": "UNAVAILABLE"}}]}}, during
+    # Outside GraphQL too: the token endpoint's rate limiter needs the database.
+    assert (token_down.status_code, token_down.json()) == (503, {"errors": [{
+        "message": "a service this request needs is unavailable; retry later",
+        "extensions": {"code": "UNAVAILABLE"}}]})
     assert recovered_at is not None, "the API did not recover after the database came back"
     assert ready_back == 200
     assert "errors" not in after["body"], after
