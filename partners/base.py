@@ -2,9 +2,11 @@
 
 An adapter is a class with a ``name``, the personal fields it ``accepts`` (GraphQL names) and
 one ``async deliver(event)``. It is built with its decrypted config dict and may check that
-config in ``validate_config``. It receives a :class:`PartnerEvent` whose ``member`` holds only
-the fields granted to this partner for this member now: the record is built from a class with
-exactly those slots, so reading any other field raises ``AttributeError`` (not ``None``).
+config in ``validate_config`` (its shape) and ``check_config`` (what depends on where Consentry
+runs: the :class:`Deployment`, which Consentry sets, never the admin). It receives a
+:class:`PartnerEvent` whose ``member`` holds only the fields granted to this partner for this
+member now: the record is built from a class with exactly those slots, so reading any other
+field raises ``AttributeError`` (not ``None``).
 Nothing in here reaches the ORM, a database session or a key.
 """
 
@@ -20,6 +22,7 @@ from typing import Any, ClassVar
 __all__ = [
     "PERSONAL_FIELDS",
     "DeliveryError",
+    "Deployment",
     "PartnerAdapter",
     "PartnerEvent",
     "SharedMember",
@@ -36,6 +39,17 @@ class DeliveryError(Exception):
     Delivery records the message of this exception in the attempt log; for any other
     exception it records only the exception's class name.
     """
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """Where Consentry runs, as far as an adapter needs to know; set by Consentry on every
+    adapter it builds. The defaults are the strictest, so an adapter built any other way
+    behaves as in production."""
+
+    production: bool = True
+    allow_private_networks: bool = False  # private (RFC 1918, ULA) receivers: on-premises only
+    files_root: str = ""  # the only directory tree file-writing adapters may write in
 
 
 class SharedMember:
@@ -127,10 +141,14 @@ class PartnerAdapter(ABC):
     ``accepts`` (GraphQL names of the personal fields the adapter can take; the registry
     never grants more). ``deliver`` raises to signal failure; delivery retries with backoff.
     Adapters holding resources (HTTP sessions, files) release them in ``aclose``.
+    ``test_only`` adapters (fakes) are refused in production. ``deployment`` is set by Consentry
+    right after construction (so a plugin's one-argument constructor keeps working).
     """
 
     name: ClassVar[str]
     accepts: ClassVar[frozenset[str]] = frozenset()
+    test_only: ClassVar[bool] = False
+    deployment: Deployment = Deployment()
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.validate_config(config)
@@ -141,6 +159,12 @@ class PartnerAdapter(ABC):
         """Raise ``ValueError`` with a message safe to show (never echo secret values)."""
         if not isinstance(config, Mapping):
             raise ValueError("adapter config must be an object")
+
+    @classmethod
+    async def check_config(cls, config: Mapping[str, Any], deployment: Deployment) -> None:
+        """Checks at announcement that depend on the deployment or need I/O (a DNS lookup);
+        raise ``ValueError`` like ``validate_config``. Runs after ``validate_config``."""
+        return None
 
     @abstractmethod
     async def deliver(self, event: PartnerEvent) -> None:

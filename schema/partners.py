@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, datetime
+from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
+from api.core.errors import Forbidden, Unauthenticated
 from api.models import enums as e
 from api.models.partner import PartnerChange as ChangeRow
 from api.sharing import ledger as disclosures
@@ -18,6 +20,17 @@ from api.sharing.grants import PartnerState
 from schema.enums import LegalBasis, PartnerChangeKind, PartnerKind, PartnerStatus, PersonalField
 from schema.pagination import PageInfo, page_size
 from schema.permissions import IsAdmin, IsAdminOrPartner, IsPartner, principal_of
+
+
+class AdminField(IsAdmin):
+    """An admin-only field on a type public callers reach too: FORBIDDEN to everyone else, the
+    anonymous included (contract v2), rather than the UNAUTHENTICATED of a protected root field."""
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        try:
+            return super().has_permission(source, info, **kwargs)
+        except Unauthenticated:
+            raise Forbidden("this field needs an admin token") from None
 
 
 def _sorted(fields: Iterable[str]) -> list[PersonalField]:
@@ -34,11 +47,14 @@ async def _upcoming(info: Info, partner_id: str,
 
 @strawberry.type
 class Partner:
+    """The admin view of a partner. It is also reachable from public types
+    (``PublicPartner.upcoming.partner``), so each admin-only field guards itself (contract v2)."""
+
     id: strawberry.ID
     name: str
     kind: PartnerKind
     purpose: str
-    adapter: str
+    adapter: str = strawberry.field(permission_classes=[AdminField])
     status: PartnerStatus
     fields: list[PersonalField]
     optional_fields: list[PersonalField]

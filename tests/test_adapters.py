@@ -91,6 +91,8 @@ async def test_allow_list_limits_which_adapters_may_be_used(rt) -> None:
 @pytest.mark.parametrize(("name", "config", "message"), [
     ("jsonl", {}, "'directory'"),
     ("jsonl", {"directory": ""}, "'directory'"),
+    ("jsonl", {"directory": "../elsewhere"}, "'..'"),
+    ("jsonl", {"directory": "C:\\elsewhere"}, "'/' separators"),
     ("webhook", {"url": "https://partner.example/hook"}, "'secret'"),
     ("webhook", {"url": "ftp://partner.example", "secret": "s3cret-value"}, "http(s) URL"),
     ("webhook", {"url": "https://partner.example/hook", "secret": "whsec_***not base64***"},
@@ -108,7 +110,7 @@ async def test_good_config_builds_an_adapter(rt, tmp_path) -> None:
     adapter = make_adapter(rt, "webhook", {"url": "https://partner.example/hook",
                                            "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})
     assert isinstance(adapter, WebhookAdapter) and "whsec" not in repr(adapter)
-    assert isinstance(make_adapter(rt, "jsonl", {"directory": str(tmp_path)}), JsonlAdapter)
+    assert isinstance(make_adapter(rt, "jsonl", {"directory": "parcel"}), JsonlAdapter)
     with pytest.raises(BadInput):
         validate_config(rt, "jsonl", ["not", "a", "mapping"])  # type: ignore[arg-type]
 

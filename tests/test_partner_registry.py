@@ -27,7 +27,7 @@ ADMIN_LIST = "{ partners { id name adapter status fields optionalFields upcoming
 
 def _input(**over):
     base = {"name": "ShipFast", "kind": "LOGISTICS", "purpose": "order_fulfillment",
-            "adapter": "jsonl", "config": {"directory": "/tmp/unused"},
+            "adapter": "jsonl", "config": {"directory": "shipfast"},
             "fields": ["FULL_NAME", "ADDRESS"], "optionalFields": ["PHONE"]}
     return {**base, **over}
 
@@ -37,7 +37,7 @@ def _at(text: str) -> datetime:
 
 
 async def test_announce_takes_effect_thirty_days_later(gql, admin, clock, tmp_path):
-    body = await gql(ANNOUNCE, {"input": _input(config={"directory": str(tmp_path)})},
+    body = await gql(ANNOUNCE, {"input": _input(config={"directory": "shipfast"})},
                      token=admin.token)
     change = body["data"]["announcePartner"]
     assert change["kind"] == "ADDED"
@@ -72,6 +72,7 @@ async def test_announce_refuses_bad_input(gql, admin):
     cases = [
         _input(adapter="no-such-adapter"),
         _input(config={}),  # jsonl needs a directory
+        _input(config={"directory": "../outside"}),  # and one inside its root
         _input(purpose="no_such_purpose"),
         _input(purpose="membership", fields=["EMAIL"], optionalFields=[]) | {"purpose": "partner:x"},
         _input(fields=["PHONE"], optionalFields=["PHONE"]),
@@ -87,7 +88,7 @@ async def test_announce_refuses_bad_input(gql, admin):
 
 async def test_duplicate_name_is_a_conflict(gql, admin, tmp_path):
     await announce(gql, admin, "ShipFast", directory=tmp_path)
-    body = await gql(ANNOUNCE, {"input": _input(config={"directory": str(tmp_path)})},
+    body = await gql(ANNOUNCE, {"input": _input(config={"directory": "shipfast"})},
                      token=admin.token)
     assert error_code(body) == "CONFLICT"
 
@@ -195,7 +196,7 @@ async def test_admin_operations_refuse_member_and_partner_tokens(gql, client, ad
     member = await register_member(gql, "mallory")
     partner = await partner_token(client, gql, admin, pid)
     ops = [
-        (ANNOUNCE, {"input": _input(name="Other", config={"directory": str(tmp_path)})}),
+        (ANNOUNCE, {"input": _input(name="Other", config={"directory": "shipfast"})}),
         (CHANGE, {"id": pid, "f": ["FULL_NAME"], "o": []}),
         (RETIRE, {"id": pid}),
         ("mutation($id: ID!) { issuePartnerCredentials(partnerId: $id, scopes: "
@@ -210,7 +211,7 @@ async def test_admin_operations_refuse_member_and_partner_tokens(gql, client, ad
 
 
 async def test_effective_at_may_be_later_never_sooner(gql, admin, clock, tmp_path):
-    cfg = {"directory": str(tmp_path)}
+    cfg = {"directory": "shipfast"}
     soon = (clock.now() + timedelta(days=29, hours=23)).isoformat()
     body = await gql(ANNOUNCE, {"input": _input(config=cfg, effectiveAt=soon)}, token=admin.token)
     assert error_code(body) == "BAD_USER_INPUT" and "30 days" in body["errors"][0]["message"]

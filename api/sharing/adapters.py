@@ -2,8 +2,13 @@
 ``consentry.partners`` entry-point group, so installing a package is all it takes to add one.
 
 A name claimed by two distributions is rejected (never silently shadowed); the allow-list
-setting (``CONSENTRY_PARTNER_ADAPTERS``, empty = all) limits which discovered names may be used.
-The registry is built once per runtime (``rt.extras``); :func:`refresh` rebuilds it.
+setting (``CONSENTRY_PARTNER_ADAPTERS``, empty = all) limits which discovered names may be used;
+test-only adapters (the ``recording`` fake, or any class with ``test_only = True``) do not exist
+in production. The registry is built once per runtime (``rt.extras``); :func:`refresh` rebuilds it.
+
+Adapters are built only here (:func:`instantiate`), which hands each one its
+:class:`~partners.base.Deployment` (production or not, private receivers allowed, the files
+root): ``partners/`` never reads the settings itself.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any
 
 from api.core.errors import BadInput
 from api.platform.runtime import Runtime
-from partners.base import PERSONAL_FIELDS, PartnerAdapter
+from partners.base import PERSONAL_FIELDS, Deployment, PartnerAdapter
 
 __all__ = [
     "GROUP",
@@ -24,8 +29,11 @@ __all__ = [
     "Registry",
     "available_adapters",
     "adapter_infos",
+    "check_config",
+    "deployment",
     "discover",
     "get_adapter_class",
+    "instantiate",
     "make_adapter",
     "refresh",
     "validate_config",
@@ -33,6 +41,8 @@ __all__ = [
 
 GROUP = "consentry.partners"
 _EXTRA = "partner_adapters"
+# Built-in fakes, by entry-point target (a class may also say ``test_only = True`` itself).
+_TEST_TARGETS = frozenset({"partners.recording:RecordingAdapter"})
 log = logging.getLogger("consentry.adapters")
 
 
@@ -113,9 +123,18 @@ def _allowed(rt: Runtime, name: str) -> bool:
     return not allow or name in allow
 
 
+def _test_only(info: AdapterInfo) -> bool:
+    return info.target in _TEST_TARGETS or bool(getattr(info.cls, "test_only", False))
+
+
+def _usable(rt: Runtime, info: AdapterInfo) -> bool:
+    return _allowed(rt, info.name) and not (rt.settings.production and _test_only(info))
+
+
 def adapter_infos(rt: Runtime) -> dict[str, AdapterInfo]:
-    """Usable adapters (discovered, not rejected, allowed) with the distribution of each."""
-    return {n: i for n, i in _registry(rt).adapters.items() if _allowed(rt, n)}
+    """Usable adapters (discovered, not rejected, allowed, no fakes in production) with the
+    distribution of each."""
+    return {n: i for n, i in _registry(rt).adapters.items() if _usable(rt, i)}
 
 
 def available_adapters(rt: Runtime) -> dict[str, type[PartnerAdapter]]:
@@ -131,6 +150,9 @@ def get_adapter_class(rt: Runtime, name: str) -> type[PartnerAdapter]:
         raise BadInput(f"no partner adapter named {name!r} is installed", field="adapter")
     if not _allowed(rt, name):
         raise BadInput(f"partner adapter {name!r} is not in the allow-list", field="adapter")
+    if rt.settings.production and _test_only(info):
+        raise BadInput(f"partner adapter {name!r} is for tests and does not run in production",
+                       field="adapter")
     return info.cls
 
 
@@ -146,5 +168,30 @@ def validate_config(rt: Runtime, name: str, config: Mapping[str, Any]) -> type[P
     return cls
 
 
+async def check_config(rt: Runtime, name: str, config: Mapping[str, Any]) -> type[PartnerAdapter]:
+    """Everything checked at announcement: the adapter is usable here, the config's shape, and
+    what depends on the deployment (a webhook's addresses, a jsonl directory)."""
+    cls = validate_config(rt, name, config)
+    try:
+        await cls.check_config(config, deployment(rt))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise BadInput(f"invalid config for adapter {name!r}: {exc}", field="config") from exc
+    return cls
+
+
+def deployment(rt: Runtime) -> Deployment:
+    """What adapters may know of this deployment (they get nothing else of the settings)."""
+    s = rt.settings
+    return Deployment(production=s.production, allow_private_networks=s.webhook_private_allowed,
+                      files_root=str(s.partner_files_root))
+
+
+def instantiate(rt: Runtime, cls: type[PartnerAdapter], config: Mapping[str, Any]) -> PartnerAdapter:
+    """Build an adapter of a class from :func:`get_adapter_class` (the one place that does)."""
+    adapter = cls(config)
+    adapter.deployment = deployment(rt)
+    return adapter
+
+
 def make_adapter(rt: Runtime, name: str, config: Mapping[str, Any]) -> PartnerAdapter:
-    return validate_config(rt, name, config)(config)
+    return instantiate(rt, validate_config(rt, name, config), config)

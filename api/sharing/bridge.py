@@ -26,7 +26,7 @@ from api.platform.runtime import Runtime
 from api.security.envelope import DataKey, UndecryptableError
 from api.security.sealed import open_sealed
 from api.sharing import registry
-from api.sharing.adapters import get_adapter_class
+from api.sharing.adapters import get_adapter_class, instantiate
 from api.sharing.grants import grant_for, member_facts
 from api.sharing.outbox import payload_label
 from partners.base import DeliveryError, PartnerAdapter, PartnerEvent, SharedMember
@@ -163,7 +163,7 @@ class DeliveryRun:
         except (UndecryptableError, ValueError):
             return Unavailable("partner adapter config does not decrypt")
         try:
-            return cls(config)
+            return instantiate(self.rt, cls, config)
         except Exception:  # the message might echo a secret value: keep only the class
             return Unavailable(f"adapter {partner.adapter!r} rejected its config")
 

@@ -90,25 +90,19 @@ def adapter_accepts(rt: Runtime, name: str) -> frozenset[PersonalField]:
     return frozenset(by_graphql[n] for n in getattr(cls, "accepts", ()) if n in by_graphql)
 
 
-def _validate_adapter(rt: Runtime, name: str, config: Any) -> frozenset[PersonalField]:
+async def _validate_adapter(rt: Runtime, name: str, config: Any) -> frozenset[PersonalField]:
+    """The adapter is usable here and ``config`` passes every check (shape and deployment:
+    a webhook's addresses, a jsonl directory); BadInput naming ``adapter`` or ``config``."""
+    from api.sharing import adapters  # part of the partners capability; imported late on purpose
+
     if not isinstance(name, str) or not name.strip():
         raise BadInput("adapter is required", field="adapter")
-    try:
-        cls = _adapter_class(rt, name)
-    except Exception:  # unknown, refused by the allow-list, or broken
-        raise BadInput(f"adapter '{name[:80]}' is not an installed partner adapter",
-                       field="adapter") from None
     if config is not None and not isinstance(config, dict):
         raise BadInput("config must be a JSON object", field="config")
-    validate = getattr(cls, "validate_config", None)
-    if validate is not None:
-        try:
-            validate(config or {})
-        except BadInput as exc:
-            raise BadInput(exc.message, field="config") from None
-        except (ValueError, TypeError, KeyError) as exc:
-            raise BadInput(f"config is not valid for adapter '{name}': {exc}"[:300],
-                           field="config") from None
+    try:
+        await adapters.check_config(rt, name, config or {})
+    except BadInput as exc:
+        raise BadInput(exc.message[:300], field=exc.extensions.get("field", "config")) from None
     return adapter_accepts(rt, name)
 
 
@@ -279,7 +273,7 @@ async def announce(rt: Runtime, actor: str, *, name: str, kind: PartnerKind, pur
         raise BadInput("purpose must name a registered purpose", field="purpose")
     if purpose.startswith("partner:") or basis not in _SERVED_BASES:
         raise BadInput("a partner's purpose must rest on CONTRACT or CONSENT", field="purpose")
-    accepts = _validate_adapter(rt, adapter, config)
+    accepts = await _validate_adapter(rt, adapter, config)
     f, o = _check_fields(fields, optional_fields, accepts, adapter)
     now = rt.now()
     partner_id = str(uuid.uuid4())
