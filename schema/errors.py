@@ -152,12 +152,11 @@ class ErrorCodes(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
-        errors = getattr(result, "errors", None)
-        if not errors:
+        if result is None or not result.errors:
             return
         ctx = self.execution_context.context
         request_id = getattr(ctx, "request_id", "-")
-        result.errors = [classify(e, request_id) for e in errors]  # type: ignore[union-attr]
+        result.errors = [classify(e, request_id) for e in result.errors]
 
 
 def ensure_codes(errors: list[GraphQLError] | None, request_id: str) -> None:
@@ -167,15 +166,17 @@ def ensure_codes(errors: list[GraphQLError] | None, request_id: str) -> None:
     over the token limit) skips :class:`ErrorCodes`; anything else that got this far unclassified
     is a bug and is masked as INTERNAL.
     """
-    for i, error in enumerate(errors or []):
+    if not errors:
+        return
+    for i, error in enumerate(errors):
         if (error.extensions or {}).get("code"):
             continue
         original = error.original_error
         if original is None or isinstance(original, GraphQLError):
-            errors[i] = _coded(GraphQLError(error.message, error.nodes, error.source,  # type: ignore[index]
+            errors[i] = _coded(GraphQLError(error.message, error.nodes, error.source,
                                             error.positions), error.message,
                                {"code": BadInput.code}, request_id)
         else:
-            errors[i] = classify(GraphQLError(error.message, error.nodes, error.source,  # type: ignore[index]
+            errors[i] = classify(GraphQLError(error.message, error.nodes, error.source,
                                               error.positions, error.path or ["-"], original),
                                  request_id)

@@ -99,7 +99,7 @@ class SecurityHeaders:
             await self.app(scope, limited_receive, send_with_headers)
         except _BodyTooLarge:
             await _refuse(send, 413, "request body too large", "BAD_USER_INPUT")
-        except Exception as exc:  # noqa: BLE001 - the last guard: JSON answer, safe log
+        except Exception as exc:  # the last guard: JSON answer, safe log
             outage = caused_by_outage(exc)
             if outage:
                 log.warning("dependency unavailable during an HTTP request: %s",
