@@ -6,21 +6,25 @@ Both ways into GraphQL (strawberry's view and ``schema/fastpath.py``) build it w
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
 
-from api.core.errors import ConsentryError, Unauthenticated
+from api.core.errors import ConsentryError, Unauthenticated, Unavailable
 from api.members import liveness
 from api.platform.runtime import Runtime
 from api.security.token_cache import TokenCache
 from api.security.tokens import Principal
+from schema.errors import caused_by_outage, safe_traceback
 
 __all__ = ["Context", "build_context", "principal_for"]
 
 _TOKENS = "context.tokens"
+
+log = logging.getLogger("consentry.graphql")
 
 
 @dataclass
@@ -69,10 +73,21 @@ async def build_context(rt: Runtime, request: Request | None) -> Context:
             if scheme.lower() != "bearer" or not token:
                 raise ConsentryError("Authorization must be 'Bearer <token>'")
             principal = principal_for(rt, token.strip())
-            if principal.role == "MEMBER" and not await liveness.is_live(rt, principal.subject):
+            if principal.role == "MEMBER" and not await _is_live(rt, principal.subject):
                 raise Unauthenticated(liveness.GONE)
             ctx.principal = principal
         except ConsentryError as exc:
-            ctx.auth_error = exc if isinstance(exc, Unauthenticated) else Unauthenticated(
-                exc.message)
+            ctx.auth_error = exc if isinstance(exc, (Unauthenticated, Unavailable)) else (
+                Unauthenticated(exc.message))
     return ctx
+
+
+async def _is_live(rt: Runtime, member_id: str) -> bool:
+    """``liveness.is_live``; when the check cannot be made the caller is refused (fail closed)
+    with UNAVAILABLE, retry later, as every other request during a database outage."""
+    try:
+        return await liveness.is_live(rt, member_id)
+    except Exception as exc:
+        if not caused_by_outage(exc):
+            log.error("member check failed: %s", safe_traceback(exc))
+        raise Unavailable() from exc
