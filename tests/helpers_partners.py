@@ -150,15 +150,17 @@ class NarrowAdapter(PartnerAdapter):
         return None
 
 
-def install_narrow_adapter(rt: Runtime) -> None:
-    """Discover the installed adapters plus ``narrow`` through the real entry-point path."""
-    extra = EntryPoint(name="narrow", value="tests.helpers_partners:NarrowAdapter",
-                       group=adapters.GROUP)
+def install_narrow_adapter(rt: Runtime, target: str = "tests.helpers_partners:NarrowAdapter") -> None:
+    """Discover the installed adapters plus ``narrow`` (``target``) through the real
+    entry-point path."""
+    extra = EntryPoint(name="narrow", value=target, group=adapters.GROUP)
     rt.extras["partner_adapters"] = adapters.discover([*entry_points(group=adapters.GROUP), extra])
 
 
 @pytest.fixture(autouse=True)
 def long_sessions(rt: Runtime) -> None:
-    """Member and admin access tokens outlive the 30-day jumps of these tests (partner tokens
-    keep their short lifetime); the app reads ``rt.settings`` per request."""
-    rt.settings = replace(rt.settings, access_token_ttl=400 * 24 * 3600)
+    """Member and admin access tokens (and the admin session cap) outlive the 30-day jumps of
+    these tests (partner tokens keep their short lifetime); the app reads ``rt.settings`` per
+    request."""
+    rt.settings = replace(rt.settings, access_token_ttl=400 * 24 * 3600,
+                          admin_session_max_seconds=400 * 24 * 3600)

@@ -3,19 +3,28 @@ with which fields, and what the member sees in ``me.disclosures``."""
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
+from api.members.records import data_key
 from api.models.partner import OutboxEvent
 from api.platform.jobs import run_all
 from api.service.composition import JOBS
+from api.sharing import outbox
+from api.sharing.outbox import payload_label
 from tests.conftest import error_code
 from tests.helpers_partners import (
     CHANGE,
     DISCLOSURES,
     PURCHASE,
     RETIRE,
+    NarrowAdapter,
     announce,
     credentials,
     events,
     give,
+    install_narrow_adapter,
     long_sessions,  # noqa: F401 - autouse fixture
     purchase,
     run_jobs,
@@ -47,6 +56,71 @@ async def test_nothing_is_pushed_before_thirty_days_then_only_granted_fields(
     assert (event["type"], event["partner"]) == ("member.shared", "ShipFast")
     assert event["member"]["ref"].startswith("m_")
     assert _member_part(event) == {"fullName": "Alice Example", "address": "2 Clinic Road, Leeds"}
+
+
+async def _stored(rt, member_id: str) -> list[tuple[str, list[str]]]:
+    """Each queued event of the member as written: type and the member payload's field names,
+    read from the outbox row itself (decrypted with the member's data key), before delivery."""
+    key = await data_key(rt, member_id)
+    out = []
+    for row in await OutboxEvent.filter(member_id=member_id).order_by("created_at", "id"):
+        payload = json.loads(key.decrypt(payload_label(str(row.id)), bytes(row.payload_ct)))
+        out.append((row.type, sorted(payload)))
+    return out
+
+
+async def test_queued_events_store_only_granted_fields(gql, admin, member, rt, clock, tmp_path):
+    """Minimized when written, not only when delivered: alice holds every field, ShipFast is
+    granted FULL_NAME and ADDRESS (PHONE is optional and alice never consented to it)."""
+    await announce(gql, admin, directory=tmp_path, fields=["FULL_NAME", "ADDRESS"],
+                   optional=["PHONE"])
+    await purchase(gql, admin, member.id)
+    clock.advance(days=30)
+    await run_all(rt, JOBS, only=["partner_changes_in_force"])  # queued, not delivered
+    clock.advance(seconds=1)
+    await gql(PROFILE, {"i": {"phone": "+44 20 7946 1111", "address": "3 Clinic Road, York",
+                              "email": "a2@example.org", "dateOfBirth": "1990-04-02"}},
+              token=member.token)
+    assert await _stored(rt, member.id) == [
+        ("member.shared", ["address", "fullName", "ref"]),
+        ("member.updated", ["address", "ref"]),
+    ]
+
+
+async def test_the_outbox_refuses_a_payload_beyond_its_declared_fields(rt, member):
+    """The last guard at write time: a writer that declares FULL_NAME cannot store a phone."""
+    key = await data_key(rt, member.id)
+    with pytest.raises(ValueError, match="exactly the fields it declares"):
+        await outbox.enqueue(rt, None, partner_id="00000000-0000-0000-0000-000000000001",
+                             member_id=member.id, type="member.updated",
+                             member={"ref": "m_x", "fullName": "Alice Example",
+                                     "phone": "+44 20 7946 0000"},
+                             fields=["FULL_NAME"], purpose="order_fulfillment",
+                             legal_basis="CONTRACT", key=key)
+    assert await OutboxEvent.all().count() == 0
+
+
+class NameOnlyAdapter(NarrowAdapter):
+    """``narrow`` upgraded to a version that takes names only."""
+
+    accepts = frozenset({"fullName"})
+
+
+async def test_queued_events_store_only_fields_the_adapter_accepts(gql, admin, member, rt, clock):
+    install_narrow_adapter(rt)
+    await announce(gql, admin, "Narrow", adapter="narrow", config={},
+                   fields=["FULL_NAME", "EMAIL"], optional=[])
+    await purchase(gql, admin, member.id)
+    install_narrow_adapter(rt, "tests.test_sharing:NameOnlyAdapter")  # the plugin narrowed
+    clock.advance(days=30)
+    await run_all(rt, JOBS, only=["partner_changes_in_force"])
+    clock.advance(seconds=1)
+    await gql(PROFILE, {"i": {"fullName": "Alice B", "email": "a3@example.org"}},
+              token=member.token)
+    assert await _stored(rt, member.id) == [
+        ("member.shared", ["fullName", "ref"]),
+        ("member.updated", ["fullName", "ref"]),
+    ]
 
 
 async def test_jobs_are_idempotent(gql, admin, member, rt, clock, tmp_path):

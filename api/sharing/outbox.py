@@ -18,7 +18,7 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from api.models.enums import OutboxStatus
+from api.models.enums import OutboxStatus, PersonalField
 from api.models.partner import OutboxEvent
 from api.platform.runtime import Runtime
 from api.security.envelope import DataKey
@@ -38,11 +38,19 @@ async def enqueue(rt: Runtime, conn: BaseDBAsyncClient | None, *, partner_id: st
                   fields: list[str], purpose: str, legal_basis: str,
                   key: DataKey | None) -> str:
     """Queue one event. ``member`` is ``{"ref": ..., "fullName": ...}`` (GraphQL names);
-    ``fields`` are the PersonalField values it discloses (empty for erasure notices)."""
+    ``fields`` are the PersonalField values it discloses (empty for erasure notices).
+
+    Writers minimize before calling: ``fields`` lie within what the partner is granted now
+    (the grant rule already leaves out what its adapter cannot take). The payload must hold
+    exactly ``fields``, so what is stored is what the ledger records; anything else is refused
+    (fail closed). The delivery-time re-check is a second guard, not the first.
+    """
     if type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {type}")
     event_id = uuid.uuid4()
     personal = {k: v for k, v in member.items() if k != "ref"}
+    if set(personal) != {PersonalField(f).graphql for f in fields}:
+        raise ValueError("an event's member payload must hold exactly the fields it declares")
     if personal and key is None:
         raise ValueError("an event holding personal fields needs the member's data key")
     now = rt.now()
