@@ -16,7 +16,8 @@ import pytest
 from api.core.errors import BadInput
 from api.models.enums import OutboxStatus
 from api.models.partner import OutboxEvent
-from api.sharing.adapters import adapter_infos, refresh, validate_config
+from api.service.composition import with_settings
+from api.sharing.adapters import adapter_infos, check_config, refresh, validate_config
 from api.sharing.queue import deliver_due
 from tests.helpers_delivery import make_partner, queue
 
@@ -45,6 +46,10 @@ async def test_installed_example_adapter_is_discovered_and_delivers(rt, member, 
     assert info.cls.accepts == frozenset({"fullName", "address"})
     with pytest.raises(BadInput, match="absolute path"):
         validate_config(rt, "example-files", {"directory": "relative/dir"})
+    prod = with_settings(rt, env="production", jsonl_root=str(tmp_path / "root"))
+    with pytest.raises(BadInput, match="files root"):
+        await check_config(prod, "example-files", {"directory": str(tmp_path / "elsewhere")})
+    await check_config(prod, "example-files", {"directory": str(tmp_path / "root" / "example")})
 
     partner = await make_partner(rt, "Example Logistics", "example-files", {"directory": str(tmp_path)})
     event_id = await queue(rt, partner, member.id, {"fullName": "Alice Example",

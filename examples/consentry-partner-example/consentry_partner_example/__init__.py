@@ -3,7 +3,9 @@
 ``example-files`` writes each event to ``<directory>/<event id>.json`` (atomically: temp file,
 fsync, rename). Naming the file by event id makes redelivery idempotent, which is how a
 receiver should treat Consentry's at-least-once delivery. It accepts only the two fields a
-logistics partner needs, so the registry never grants it more.
+logistics partner needs, so the registry never grants it more. In production the directory
+must lie under the deployment's files root (``self.deployment``, set by Consentry), checked at
+announcement (``check_config``) and again before every write.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from partners.base import DeliveryError, PartnerAdapter, PartnerEvent
+from partners.base import DeliveryError, Deployment, PartnerAdapter, PartnerEvent
 
 __all__ = ["EventFilesAdapter"]
 
@@ -38,7 +40,20 @@ class EventFilesAdapter(PartnerAdapter):
         if not isinstance(directory, str) or not os.path.isabs(directory):
             raise ValueError("'directory' must be an absolute path")
 
+    @classmethod
+    async def check_config(cls, config: Mapping[str, Any], deployment: Deployment) -> None:
+        cls._inside_root(Path(config["directory"]), deployment)
+
+    @staticmethod
+    def _inside_root(directory: Path, deployment: Deployment) -> None:
+        if not deployment.production:
+            return
+        root = Path(os.path.realpath(deployment.files_root)) if deployment.files_root else None
+        if root is None or not Path(os.path.realpath(directory)).is_relative_to(root):
+            raise ValueError("'directory' must lie under the files root (CONSENTRY_JSONL_ROOT)")
+
     def _write(self, event: PartnerEvent) -> None:
+        self._inside_root(self.directory, self.deployment)
         self.directory.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
         try:
@@ -57,5 +72,7 @@ class EventFilesAdapter(PartnerAdapter):
             raise DeliveryError("unexpected event id format")
         try:
             await asyncio.to_thread(self._write, event)
+        except ValueError as exc:
+            raise DeliveryError("the directory is outside the files root") from exc
         except OSError as exc:
             raise DeliveryError(f"cannot write the event file ({exc.strerror})") from exc
