@@ -10,7 +10,9 @@ from strawberry.types import Info
 from api.consent import consents as consent
 from api.consent import cookies, policy, purposes
 from api.core.errors import Forbidden
+from api.platform import ratelimit
 from schema.enums import ConsentState, LegalBasis
+from schema.limits import once_if_anonymous
 from schema.permissions import IsAdmin, IsMember, principal_of
 
 
@@ -111,6 +113,9 @@ class Mutation:
             if ctx.principal.role != "MEMBER":
                 raise Forbidden("cookie choices are made by devices or members")
             member_id = ctx.principal.subject
+        once_if_anonymous(info)
+        device_id = cookies.validate_device_id(device_id)
+        await ratelimit.check_cookie_choice(ctx.rt, device_id, ctx.client, member_id)
         view = await cookies.set_preferences(ctx.rt, device_id, analytics=analytics,
                                              personalization=personalization,
                                              marketing=marketing, member_id=member_id)

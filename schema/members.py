@@ -17,6 +17,7 @@ from api.members.records import MemberView
 from api.platform import ratelimit
 from schema.consent import Consent, member_consents
 from schema.enums import MemberStatus, Role
+from schema.limits import once_if_anonymous
 from schema.pagination import PageInfo, page_size
 from schema.partners import Disclosure, member_disclosures
 from schema.permissions import IsAdmin, IsMember, principal_of
@@ -149,6 +150,7 @@ class Mutation:
     @strawberry.mutation
     async def register(self, info: Info, input: RegisterInput) -> AuthPayload:
         rt = info.context.rt
+        once_if_anonymous(info)
         await ratelimit.check_register(rt, input.user_id, info.context.client)
         view = await members.register(
             rt, user_id=input.user_id, email=input.email, full_name=input.full_name,
@@ -159,15 +161,20 @@ class Mutation:
     @strawberry.mutation
     async def login(self, info: Info, user_id: str, password: str,
                     otp: str | None = None) -> AuthPayload:
+        once_if_anonymous(info)
         await ratelimit.check_login(info.context.rt, user_id, info.context.client)
         return await _payload(info, await auth.login(info.context.rt, user_id, password, otp))
 
     @strawberry.mutation
     async def refresh(self, info: Info, refresh_token: str) -> AuthPayload:
+        once_if_anonymous(info)
+        await ratelimit.check_session(info.context.rt, info.context.client)
         return await _payload(info, await sessions.rotate(info.context.rt, refresh_token))
 
     @strawberry.mutation
     async def logout(self, info: Info, refresh_token: str) -> bool:
+        once_if_anonymous(info)
+        await ratelimit.check_session(info.context.rt, info.context.client)
         return await sessions.end(info.context.rt, refresh_token)
 
     @strawberry.mutation(permission_classes=[IsMember])

@@ -1,4 +1,7 @@
-"""Request rate limits for sign-in, registration and ``/oauth/token``, per account and per address.
+"""Request rate limits for every write a caller can make without a token, and ``/oauth/token``.
+
+Sign-in and registration per account and per address; cookie choices per device id and per
+address (per member for a signed-in caller); refresh and logout per address.
 
 Fixed windows, limits written the ``limits`` way (``"20/minute"``, settings ``rate_limit_*``).
 Counters live where every API process sees them, so a limit holds across processes:
@@ -32,8 +35,8 @@ from tortoise import connections
 from api.core.errors import RateLimited
 from api.platform.runtime import Runtime
 
-__all__ = ["hit", "check_login", "check_register", "check_token_endpoint", "check_token_request",
-           "too_many_requests"]
+__all__ = ["hit", "check_login", "check_register", "check_cookie_choice", "check_session",
+           "check_token_endpoint", "check_token_request", "too_many_requests"]
 
 _UPSERT = """INSERT INTO rate_counters (key, window_start, count) VALUES ({0}, {1}, 1)
 ON CONFLICT (key) DO UPDATE SET
@@ -119,6 +122,25 @@ async def check_register(rt: Runtime, user_id: str, address: str) -> None:
     s = rt.settings
     await _both(rt, "register", str(user_id)[:256], address, s.rate_limit_register,
                 s.rate_limit_register_ip)
+
+
+async def check_cookie_choice(rt: Runtime, device_id: str, address: str,
+                              member_id: str | None) -> None:
+    """A cookie choice: per device id, and per address (anonymous) or per member (signed in).
+
+    The address (or member) is counted first, so new device ids cannot dodge the limit.
+    """
+    s = rt.settings
+    if member_id is None:
+        await hit(rt, "cookies-ip", s.rate_limit_anonymous_ip, address)
+    else:
+        await hit(rt, "cookies-member", s.rate_limit_anonymous_ip, member_id)
+    await hit(rt, "cookies", s.rate_limit_device, device_id)
+
+
+async def check_session(rt: Runtime, address: str) -> None:
+    """``refresh`` and ``logout``, which need no access token: per address."""
+    await hit(rt, "session-ip", rt.settings.rate_limit_session_ip, address)
 
 
 async def check_token_endpoint(rt: Runtime, client_id: str, address: str) -> None:
