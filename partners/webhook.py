@@ -96,10 +96,13 @@ def literal_address(host: str) -> Address | None:
 
 
 def _views(address: Address) -> list[Address]:
-    """The address and every IPv4 address it carries (mapped, NAT64, 6to4, Teredo)."""
+    """The address and every IPv4 address it carries (NAT64, 6to4, Teredo); an IPv4-mapped
+    address is judged as the IPv4 address it is."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return [address.ipv4_mapped]
     out: list[Address] = [address]
     if isinstance(address, ipaddress.IPv6Address):
-        embedded = [address.ipv4_mapped, address.sixtofour, *(address.teredo or ())]
+        embedded = [address.sixtofour, *(address.teredo or ())]
         if address in _NAT64:
             embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
         out += [a for a in embedded if a is not None]
