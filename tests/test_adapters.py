@@ -121,7 +121,9 @@ def test_webhook_signature_matches_the_standard_webhooks_reference_vector() -> N
         "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 
 
-def test_shared_member_holds_only_granted_fields_and_is_read_only() -> None:
+def test_shared_member_holds_only_the_fields_it_is_built_with_and_is_read_only() -> None:
+    """Which fields are granted is the bridge's decision (tests/test_delivery.py); the record
+    itself has no slot for a field it was not given."""
     member = SharedMember.of({"ref": "m_1", "address": "1 Road", "fullName": "Alice"})
     assert member.fields == ("ref", "address", "fullName")
     assert (member.address, member["fullName"], "email" in member) == ("1 Road", "Alice", False)

@@ -177,11 +177,15 @@ async def test_dead_letter_after_bounded_tries_then_admin_retry_delivers(rt, clo
 
 
 async def test_adapter_sees_only_granted_fields(rt, member) -> None:
+    """Granted FULL_NAME only; the queued event also carries an address and an email."""
     name = bucket()
-    partner = await make_partner(rt, "Minimal Co", "recording", {"bucket": name})
-    await queue(rt, partner, member.id, {"fullName": "Alice Example"})
+    partner = await make_partner(rt, "Minimal Co", "recording", {"bucket": name},
+                                 fields=[PersonalField.FULL_NAME])
+    await queue(rt, partner, member.id, {"fullName": "Alice Example", "address": "1 Road",
+                                         "email": "alice@example.org"})
     await deliver_due(rt)
     (event,) = RecordingAdapter.events(name)
+    assert event.member.fields == ("ref", "fullName")
     assert event.member.fullName == "Alice Example"
     assert event.member.ref.startswith("m_")
     for other in ("email", "address", "phone", "dateOfBirth", "userId", "id", "__dict__"):
