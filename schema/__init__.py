@@ -18,7 +18,7 @@ from strawberry.extensions import (
 )
 from strawberry.tools import merge_types
 
-from schema import audit, consent, delivery_admin, members, partners, rights
+from schema import article5, audit, consent, delivery_admin, members, partners, rights
 from schema.errors import ErrorCodes, QuietSchema
 from schema.limits import HideSuggestions, MaxDirectivesLimiter
 
@@ -28,9 +28,10 @@ __all__ = ["build_schema", "validation_rules", "LIMITS"]
 LIMITS = {"depth": 6, "aliases": 15, "tokens": 1000, "directives": 50, "page": 100}
 
 Query = merge_types("Query", (consent.Query, partners.Query, members.Query, rights.Query,
-                              audit.Query, delivery_admin.Query))
+                              audit.Query, delivery_admin.Query, article5.Query))
 Mutation = merge_types("Mutation", (members.Mutation, consent.Mutation, rights.Mutation,
-                                    partners.Mutation, delivery_admin.Mutation))
+                                    partners.Mutation, delivery_admin.Mutation,
+                                    article5.Mutation))
 
 
 @functools.cache

@@ -9,5 +9,6 @@ MAIN_MODULES = [
     "api.models.partner",
     "api.models.rights",
     "api.models.ops",
+    "api.models.article5",
 ]
 VAULT_MODULES = ["api.models.vault"]

@@ -22,7 +22,7 @@ from api.members.events import ProfileChanged
 from api.platform.events import EventBus, Subscriber
 from api.platform.jobs import Job
 from api.platform.runtime import Runtime
-from api.rights import correction, erasure, retention
+from api.rights import correction, erasure, legal_disclosure, retention
 from api.security.keys import KeyRing
 from api.sharing import push, queue
 
@@ -46,6 +46,7 @@ JOBS: tuple[Job, ...] = (
     Job("retention_expiry", retention.retention_expiry),
     Job("request_deadlines", retention.request_deadlines),
     Job("history_purge", erasure.history_purge),
+    Job("legal_disclosure_reviews", legal_disclosure.reviews),
     Job("send_mail", mail.send_mail, exclusive=False),
     Job("deliver_outbox", queue.deliver_outbox, exclusive=False),
 )
