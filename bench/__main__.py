@@ -219,6 +219,18 @@ class Bench:
         print(f"{r['delivered']} events delivered in {r['seconds']:.2f} s: "
               f"{r['events_per_second']:.0f} events/s; receiver saw {r['receiver']}", flush=True)
 
+    def scenario_research(self) -> None:
+        """createResearchDataset at 10k and 100k members on PostgreSQL (bench/research.py);
+        smoke runs use 100 and 1,000 on SQLite."""
+        from bench import research
+
+        a = self.args
+        ns = research.parse(["--pg", "", "--small", "100", "--large", "1000", "--rounds", "1"]
+                            if a.smoke else ["--pg", a.pg or PG_DEFAULT])
+        r = asyncio.run(research.bench(ns))
+        self.results["scenarios"]["research dataset"] = r
+        research.report(r)
+
     async def _destroy_times(self, history: int, rounds: int) -> dict[str, Any]:
         from datetime import timedelta
 
@@ -396,6 +408,8 @@ class Bench:
                 self.scenario_destroy()
             if self.wanted("outbox"):
                 self.scenario_outbox()
+            if self.wanted("research"):
+                self.scenario_research()
         finally:
             asyncio.run(self.teardown_db())
         return self.finish()
@@ -435,7 +449,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--scale", action="store_true",
                    help="page latency at 10k vs 1M members (PostgreSQL; minutes)")
     p.add_argument("--only", default="",
-                   help="comma-separated scenarios: hello,me,shared,members,destroy,outbox")
+                   help="comma-separated scenarios: hello,me,shared,members,destroy,outbox,research")
     p.add_argument("--pg-params", default="",
                    help="query string for the main PostgreSQL URL, e.g. maxsize=20 (pool size)")
     p.add_argument("--levers", action="store_true",
