@@ -18,7 +18,16 @@ from strawberry.extensions import (
 )
 from strawberry.tools import merge_types
 
-from schema import article5, audit, consent, delivery_admin, members, partners, rights
+from schema import (
+    adapters_admin,
+    article5,
+    audit,
+    consent,
+    delivery_admin,
+    members,
+    partners,
+    rights,
+)
 from schema.errors import ErrorCodes, QuietSchema
 from schema.limits import HideSuggestions, MaxDirectivesLimiter
 
@@ -28,7 +37,8 @@ __all__ = ["build_schema", "validation_rules", "LIMITS"]
 LIMITS = {"depth": 6, "aliases": 15, "tokens": 1000, "directives": 50, "page": 100}
 
 Query = merge_types("Query", (consent.Query, partners.Query, members.Query, rights.Query,
-                              audit.Query, delivery_admin.Query, article5.Query))
+                              audit.Query, delivery_admin.Query, article5.Query,
+                              adapters_admin.Query))
 Mutation = merge_types("Mutation", (members.Mutation, consent.Mutation, rights.Mutation,
                                     partners.Mutation, delivery_admin.Mutation,
                                     article5.Mutation))

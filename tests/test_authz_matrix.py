@@ -118,6 +118,7 @@ MATRIX: dict[str, Row] = {
     "auditTrail": Row("{ auditTrail { edges { cursor } } }", admin_only()),
     "deadLetters": Row("{ deadLetters { id } }", admin_only()),
     "outboxCounts": Row("{ outboxCounts { dead } }", admin_only()),
+    "partnerAdapters": Row("{ partnerAdapters { name accepts } }", admin_only()),
     # --- partner query
     "sharedMembers": Row("{ sharedMembers { edges { cursor } } }", SHARED),
     # --- sign-in (public by nature)
