@@ -72,8 +72,9 @@ def age_on(born: date, day: date) -> int:
 def region_of(address: str | None) -> str:
     """The coarse region of an address: its last comma-separated component (the town or the
     country, as written), without any word holding a digit (postcodes, house numbers),
-    upper-cased, at most 40 characters; ``unknown`` when nothing is left."""
-    if not address:
+    upper-cased, at most 40 characters. ``unknown`` when nothing is left, or when the address has
+    no comma (its one part is the street: there is no coarse part to tell apart)."""
+    if not address or "," not in address:
         return UNKNOWN
     words = [w for w in address.split(",")[-1].split() if not any(c.isdigit() for c in w)]
     return " ".join(words).upper()[:40] or UNKNOWN
