@@ -98,6 +98,31 @@ def _ids(*names: str) -> Callable[[World, str], Awaitable[dict[str, Any]]]:
     return make
 
 
+async def _article5_ids(rt: Any, member_id: str) -> dict[str, str]:
+    """Legal disclosures asked by a second admin: one to decide (four eyes: the matrix's admin
+    is not the requester), one already approved to release."""
+    from api.members import auth
+    from api.models.member import Admin
+    from api.rights import legal_disclosure as legal
+
+    await auth.create_admin(rt, user_id="matrix-requester", email="mr@clinic.example",
+                            password=PASSWORD)
+    requester = str((await Admin.get(user_id="matrix-requester")).id)
+    ask = dict(member_id=member_id, authority="Court", reference="R-1",
+               legal_basis="LEGAL_OBLIGATION", justification="order", notify_member=True)
+    decide = await legal.request(rt, requester, fields=["EMAIL"], **ask)
+    release = await legal.request(rt, requester, fields=["EMAIL"], **ask)
+    approver = str((await Admin.get(user_id="root-admin")).id)
+    await legal.decide(rt, approver, release.id, True)
+    return {"LD": decide.id, "LR": release.id}
+
+
+def _id(name: str) -> Callable[[World, str], Awaitable[dict[str, Any]]]:
+    async def make(world: World, role: str) -> dict[str, Any]:
+        return {name: world.ids[name]}
+    return make
+
+
 PURCHASE = {**admin_only(), "partner_purchases": OK}
 SHARED = {**admin_only(), "admin": F, "partner_read": OK}
 
@@ -118,7 +143,9 @@ MATRIX: dict[str, Row] = {
     "auditTrail": Row("{ auditTrail { edges { cursor } } }", admin_only()),
     "deadLetters": Row("{ deadLetters { id } }", admin_only()),
     "outboxCounts": Row("{ outboxCounts { dead } }", admin_only()),
+    "legalDisclosures": Row("{ legalDisclosures { id } }", admin_only()),
     "partnerAdapters": Row("{ partnerAdapters { name accepts } }", admin_only()),
+    "memberLookup": Row('{ memberLookup(userId: "carol") { id } }', admin_only()),
     # --- partner query
     "sharedMembers": Row("{ sharedMembers { edges { cursor } } }", SHARED),
     # --- sign-in (public by nature)
@@ -164,6 +191,16 @@ MATRIX: dict[str, Row] = {
     "resolveDataRequest": Row("mutation($DR: ID!) { resolveDataRequest(id: $DR, "
                               "status: REJECTED, note: \"dup\") { status } }", admin_only(),
                               _ids("DR")),
+    "requestLegalDisclosure": Row(
+        'mutation($alice: ID!) { requestLegalDisclosure(memberId: $alice, authority: "Court", '
+        'reference: "R-2", legalBasis: LEGAL_OBLIGATION, fields: [EMAIL], justification: '
+        '"order", notifyMember: true) { id } }', admin_only(), _ids("alice")),
+    "decideLegalDisclosure": Row("mutation($LD: ID!) { decideLegalDisclosure(id: $LD, "
+                                 "approve: true) { status } }", admin_only(), _id("LD")),
+    "releaseLegalDisclosure": Row("mutation($LR: ID!) { releaseLegalDisclosure(id: $LR) }",
+                                  admin_only(), _id("LR")),
+    "createResearchDataset": Row("mutation { createResearchDataset(k: 5, attributes: "
+                                 "[AGE_BAND, REGION]) { rows } }", admin_only()),
     "retryDeadLetters": Row('mutation { retryDeadLetters(ids: ["7d0c6f50-0000-4000-8000-000000000000"]) }',
                             {**admin_only(), "admin": "OK|NOT_FOUND"}),
     "retirePartner": Row("mutation($Q: ID!) { retirePartner(partnerId: $Q) { kind } }",
@@ -203,7 +240,8 @@ async def _world(rt, gql, client, clock, member, other_member, admin, tmp_path) 
         "partner_purchases": await partner_token(client, gql, admin, p, ("purchases:write",)),
     }
     ids = {"alice": member.id, "bob": other_member.id, "P": p, "Q": q,
-           "DR": body["data"]["reportInaccuracy"]["id"], "outdir": str(outdir)}
+           "DR": body["data"]["reportInaccuracy"]["id"], "outdir": str(outdir),
+           **await _article5_ids(rt, member.id)}
     return World(gql, clock, tokens, ids)
 
 
