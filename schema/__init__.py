@@ -19,10 +19,10 @@ from strawberry.extensions import (
 from strawberry.tools import merge_types
 
 from schema import (
-    adapters_admin,
     article5,
     audit,
     consent,
+    console,
     delivery_admin,
     members,
     partners,
@@ -38,7 +38,7 @@ LIMITS = {"depth": 6, "aliases": 15, "tokens": 1000, "directives": 50, "page": 1
 
 Query = merge_types("Query", (consent.Query, partners.Query, members.Query, rights.Query,
                               audit.Query, delivery_admin.Query, article5.Query,
-                              adapters_admin.Query))
+                              console.Query))
 Mutation = merge_types("Mutation", (members.Mutation, consent.Mutation, rights.Mutation,
                                     partners.Mutation, delivery_admin.Mutation,
                                     article5.Mutation))

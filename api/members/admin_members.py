@@ -9,15 +9,16 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from api.core.errors import NotFound
+from api.core.errors import BadInput, NotFound
 from api.members import records as members
 from api.members.records import MemberView
 from api.models.enums import MemberStatus
 from api.models.member import Member
 from api.platform import audit
 from api.platform.runtime import Runtime
+from api.security.blind_index import blind_index
 
-__all__ = ["page", "admin_page", "read", "Page"]
+__all__ = ["page", "admin_page", "read", "find", "Page"]
 
 
 @dataclass(frozen=True)
@@ -67,3 +68,18 @@ async def read(rt: Runtime, admin_id: str, member_id: str) -> MemberView | None:
     except NotFound:
         dormant = await Member.get_or_none(id=member_id, status=MemberStatus.DORMANT)
         return members.sealed_view(dormant) if dormant else None
+
+
+async def find(rt: Runtime, admin_id: str, *, user_id: str | None = None,
+               email: str | None = None) -> MemberView | None:
+    """One member by exact user id or email (through the blind indexes, so the value is never
+    searched in plaintext); a hit is an audited ``read``, a miss is audited too, without the value."""
+    if (user_id is None) == (email is None):
+        raise BadInput("give either userId or email", field="userId")
+    key = ({"user_id_idx": blind_index(rt.keys, "user_id", user_id)} if user_id is not None
+           else {"email_idx": blind_index(rt.keys, "email", email or "")})
+    row = await Member.filter(**key).exclude(status=MemberStatus.WITHDRAWN).first()
+    if row is None:
+        await audit.record(rt, f"admin:{admin_id}", "admin.lookup_member", None)
+        return None
+    return await read(rt, admin_id, str(row.id))
