@@ -3,6 +3,7 @@
 # only that venv into a slim runtime image that runs as an unprivileged user.
 #
 #   docker build -t consentry .
+#   make image-smoke    (ops/image-smoke: build, run in production mode on PostgreSQL, check)
 #   docker run -p 8000:8000 -e CONSENTRY_DATABASE_URL=postgres://... \
 #     -v /secrets:/run/secrets:ro -e CONSENTRY_KEK_FILE=/run/secrets/kek.json \
 #     -e CONSENTRY_SIGNING_KEY_FILE=/run/secrets/signing.pem \
@@ -17,13 +18,19 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-# Dependencies first (cached while only the code changes), then the project itself.
-COPY pyproject.toml constraints.txt README.md ./
+# Dependencies first: this layer is rebuilt only when pyproject.toml or constraints.txt change,
+# not on every code change. The runtime dependency list is read from pyproject.toml itself.
+COPY pyproject.toml constraints.txt ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
+ && pip install -c constraints.txt -r requirements.txt
+# Then the project: the packages api, schema and partners with every subpackage (pyproject's
+# [tool.setuptools.packages.find]). Bytecode compiled here stays: the root filesystem may be
+# read-only at run time, and a start should not recompile every module.
+COPY README.md ./
 COPY api ./api
 COPY schema ./schema
 COPY partners ./partners
-RUN pip install -c constraints.txt . \
- && find /opt/venv -name '__pycache__' -prune -exec rm -rf {} +
+RUN pip install --no-deps . && pip check
 
 FROM ${PYTHON} AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
@@ -31,8 +38,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     CONSENTRY_ENV=production \
     CONSENTRY_DATA_DIR=/var/lib/consentry
-RUN groupadd --system --gid 10001 consentry \
- && useradd --system --uid 10001 --gid consentry --home-dir /var/lib/consentry \
+RUN groupadd --gid 10001 consentry \
+ && useradd --uid 10001 --gid consentry --home-dir /var/lib/consentry \
       --shell /usr/sbin/nologin consentry \
  && install -d -o consentry -g consentry -m 0700 /var/lib/consentry
 COPY --from=build /opt/venv /opt/venv

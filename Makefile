@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install serve test test-pg lint bench bench-smoke audit clean migrations schema
+.PHONY: install serve test test-pg lint bench bench-smoke audit clean migrations schema image-smoke
 
 install: $(STAMP)
 
@@ -43,6 +43,11 @@ audit: install
 schema: install
 	$(BIN)/consentry schema > schema/schema.graphql.tmp
 	mv schema/schema.graphql.tmp schema/schema.graphql
+
+# Build the Dockerfile and run the image in production mode against the local PostgreSQL
+# (docker when it works, else podman/buildah on a locally built base): see ops/image-smoke.
+image-smoke:
+	ops/image-smoke
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
