@@ -22,9 +22,10 @@ from strawberry.asgi import GraphQL
 from tortoise import connections
 
 from api.core.errors import RateLimited
-from api.platform import ratelimit
+from api.platform import metrics, ratelimit
 from api.platform.db import close_db, init_db
 from api.platform.runtime import Runtime
+from api.service import pages
 from api.service.http_guard import (
     JSONDepthGuard,
     SecurityHeaders,
@@ -32,11 +33,17 @@ from api.service.http_guard import (
     json_too_deep,
     too_deep_message,
 )
+from api.service.observability import (
+    ObservedFastGraphQL,
+    OperationLabels,
+    RequestObserver,
+    note_caller,
+    note_operation,
+)
 from api.sharing import oauth
 from schema import build_schema
 from schema.context import Context, build_context
 from schema.errors import ensure_codes
-from schema.fastpath import FastGraphQL
 
 __all__ = ["create_app"]
 
@@ -47,8 +54,10 @@ class ConsentryGraphQL(GraphQL):
     """Strawberry's ASGI view with our context: the caller is decoded from the bearer token."""
 
     def __init__(self, rt: Runtime, **kwargs: Any) -> None:
-        super().__init__(build_schema(production=rt.settings.production), **kwargs)
+        schema = build_schema(production=rt.settings.production)
+        super().__init__(schema, **kwargs)
         self.rt = rt
+        self.labels = OperationLabels(schema._schema)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """As strawberry's, but a malformed request (bad JSON, batch...) answers JSON with a code."""
@@ -67,7 +76,16 @@ class ConsentryGraphQL(GraphQL):
 
     async def get_context(  # type: ignore[override]  # HTTP only, no websocket; our Context
             self, request: Request, response: Any = None) -> Context:
-        return await build_context(self.rt, request)
+        ctx = await build_context(self.rt, request)
+        note_caller(ctx.principal, ctx.auth_error)
+        return ctx
+
+    async def execute_single(self, *args: Any, **kwargs: Any) -> Any:
+        """As strawberry's, telling the request observer the operation (a bounded label)."""
+        data = kwargs.get("request_data", args[-1] if args else None)
+        note_operation(self.labels.of_query(getattr(data, "query", None),
+                                            getattr(data, "operation_name", None)))
+        return await super().execute_single(*args, **kwargs)
 
     def decode_json(self, data: str | bytes) -> object:
         """As strawberry's, after the nesting check (GET ``variables`` come here unchecked)."""
@@ -109,6 +127,9 @@ def create_app(rt: Runtime, *, manage_db: bool = True) -> Starlette:
     async def jwks(request: Request) -> Response:
         return JSONResponse(rt.keys.jwks(), headers={"cache-control": "public, max-age=300"})
 
+    async def metrics_endpoint(request: Request) -> Response:
+        return await metrics.endpoint(rt, request)
+
     async def token(request: Request) -> Response:
         try:
             await ratelimit.check_token_request(rt, request)
@@ -123,6 +144,7 @@ def create_app(rt: Runtime, *, manage_db: bool = True) -> Starlette:
     )
     s = rt.settings
     middleware = [
+        Middleware(RequestObserver, rt=rt),  # outermost: it times and logs every answer
         Middleware(TrustedHostMiddleware, allowed_hosts=list(s.trusted_hosts)),
         Middleware(CORSMiddleware, allow_origins=list(s.cors_origins),
                    allow_methods=["GET", "POST"],
@@ -132,11 +154,14 @@ def create_app(rt: Runtime, *, manage_db: bool = True) -> Starlette:
         Middleware(JSONDepthGuard),
     ]
     routes = [
-        Route("/graphql", FastGraphQL(graphql, rt), methods=["GET", "POST"]),
+        Route("/graphql", ObservedFastGraphQL(graphql, rt, graphql.labels),
+              methods=["GET", "POST"]),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/.well-known/jwks.json", jwks),
         Route("/oauth/token", token, methods=["POST"]),
+        Route("/metrics", metrics_endpoint),
+        *pages.routes(),
     ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.rt = rt

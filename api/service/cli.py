@@ -51,9 +51,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         http: Any = "h11"
     else:
         http = bounded_http_protocol(MAX_HEADER_BYTES)
+    base = f"http://{args.host}:{args.port}"
+    print(f"privacy center: {base}/account/  admin console: {base}/console/", flush=True)
+    # log_config=None: uvicorn's loggers go through ours (api/platform/logs.py, set in main)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
                 proxy_headers=True, server_header=False, access_log=False, http=http,
-                h11_max_incomplete_event_size=MAX_HEADER_BYTES)
+                h11_max_incomplete_event_size=MAX_HEADER_BYTES, log_config=None)
     return 0
 
 
@@ -128,16 +131,47 @@ def cmd_jobs_run(args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(rt, go))
 
 
+def _metrics_server(rt: Runtime, host: str, port: int) -> Any:
+    """The worker's ``/metrics`` (same token, same endpoint as the API's), on its own port."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from api.platform.metrics import endpoint
+
+    async def metrics(request: Request) -> Response:
+        return await endpoint(rt, request)
+
+    app = Starlette(routes=[Route("/metrics", metrics)])
+    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None,
+                                         access_log=False, server_header=False,
+                                         lifespan="off", log_level="warning"))
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from api.platform.db import migrate
     from api.platform.jobs import run_forever
     from api.service.composition import JOBS
 
     rt = _runtime()
+    if args.metrics_port and not rt.settings.metrics_token:
+        print("error: --metrics-port needs CONSENTRY_METRICS_TOKEN (the scraper's bearer token)",
+              file=sys.stderr)
+        return 2
     asyncio.run(migrate(rt.settings))
 
     async def go() -> int:
-        await run_forever(rt, JOBS, interval=args.interval)
+        server = (_metrics_server(rt, args.metrics_host, args.metrics_port)
+                  if args.metrics_port else None)
+        serving = asyncio.create_task(server.serve()) if server is not None else None
+        try:
+            await run_forever(rt, JOBS, interval=args.interval)
+        finally:
+            if server is not None and serving is not None:
+                server.should_exit = True
+                await serving
         return 0
 
     try:
@@ -210,18 +244,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help="run jobs continuously (deliveries, mail)")
     worker.add_argument("--interval", type=float, default=1.0)
+    worker.add_argument("--metrics-port", type=int, default=0,
+                        help="serve /metrics (bearer CONSENTRY_METRICS_TOKEN) on this port")
+    worker.add_argument("--metrics-host", default="127.0.0.1")
     worker.set_defaults(fn=cmd_worker)
 
     audit = sub.add_parser("audit", help="audit trail").add_subparsers(dest="sub", required=True)
     verify = audit.add_parser("verify", help="walk the hash chain")
     verify.add_argument("--anchor", help="SEQ:HASH printed by an earlier verify; must still hold")
     verify.set_defaults(fn=cmd_audit_verify)
+
+    from api.onboarding.command import add_import_parser  # parser only; work starts when run
+
+    add_import_parser(sub, _runtime)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from api.core.settings import Settings
+    from api.platform.logs import configure
+
     args = build_parser().parse_args(argv)
+    try:
+        json_logs = Settings.from_env().log_json
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    configure(json=json_logs, level=logging.INFO)
     return int(args.fn(args) or 0)
 
 

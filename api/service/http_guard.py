@@ -88,7 +88,7 @@ class SecurityHeaders:
                 headers = list(message.get("headers", []))
                 present = {name for name, _ in headers}
                 headers += [h for h in _HEADERS if h[0] not in present]
-                if not is_ide:
+                if not is_ide and b"content-security-policy" not in present:  # pages set theirs
                     headers.append((b"content-security-policy", _CSP_API))
                 if self.production:
                     headers.append(_HSTS)
