@@ -34,11 +34,15 @@ def subject_ref(keys: KeyRing, member_id: str) -> str:
 
 def issue(keys: KeyRing, *, receipt_id: str, member_id: str, issuer: str, controller: str,
           purpose: str, legal_basis: LegalBasis, policy_version: str, state: ConsentState,
-          at: datetime, collection: str = "api") -> str:
+          at: datetime, collection: str = "api", issued_at: datetime | None = None,
+          source: str | None = None) -> str:
+    """``at`` is when consent was given (``consentTimestamp``); ``issued_at`` when this receipt
+    is signed (``iat``), the same unless the consent is older than its receipt (an import:
+    ``source="import"`` says so in the receipt)."""
     claims: dict[str, Any] = {
         "jti": receipt_id,
         "iss": issuer,
-        "iat": int(at.timestamp()),
+        "iat": int((issued_at or at).timestamp()),
         "sub": subject_ref(keys, member_id),
         "version": RECEIPT_VERSION,
         "consentReceiptID": receipt_id,
@@ -51,6 +55,8 @@ def issue(keys: KeyRing, *, receipt_id: str, member_id: str, issuer: str, contro
         "state": str(state),
         "sensitive": purpose == "health_data",
     }
+    if source is not None:
+        claims["source"] = source
     return jwt.encode(claims, keys.signing_key, algorithm="EdDSA",
                       headers={"kid": keys.kid, "typ": RECEIPT_TYPE})
 

@@ -10,5 +10,6 @@ MAIN_MODULES = [
     "api.models.rights",
     "api.models.ops",
     "api.models.article5",
+    "api.models.onboarding",
 ]
 VAULT_MODULES = ["api.models.vault"]
