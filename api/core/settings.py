@@ -85,10 +85,20 @@ class Settings:
     mail_max_attempts: int = 8
     mail_timeout_seconds: float = 30.0
     smtp_ca_file: str = ""  # extra CA bundle to trust for SMTP TLS (private relays); "" = system
+    # Operations: the bearer token /metrics wants ("" = no /metrics at all), and the log format
+    # (json | text; "" = json in production, text elsewhere).
+    metrics_token: str = field(default="", repr=False)
+    log_format: str = ""
 
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def log_json(self) -> bool:
+        if self.log_format not in ("", "json", "text"):
+            raise ValueError("CONSENTRY_LOG_FORMAT must be json or text")
+        return self.log_format == "json" or (not self.log_format and self.production)
 
     @property
     def partner_files_root(self) -> Path:
@@ -146,6 +156,8 @@ class Settings:
             dormant_retention_days=_int("DORMANT_RETENTION_DAYS", 5 * 365),
             mail_max_attempts=_int("MAIL_MAX_ATTEMPTS", 8),
             smtp_ca_file=_env("SMTP_CA_FILE", ""),
+            metrics_token=_env("METRICS_TOKEN", ""),
+            log_format=_env("LOG_FORMAT", "").strip().lower(),
         )
         values.update(overrides)
         return cls(**values)

@@ -31,6 +31,7 @@ from api.models.member import MemberKey
 from api.models.partner import DeliveryAttempt, OutboxEvent
 from api.platform import audit
 from api.platform.db import insert_rows
+from api.platform.metrics import metrics_of
 from api.platform.runtime import Runtime
 from api.security.envelope import DataKey, unwrap
 from api.sharing import ledger
@@ -138,8 +139,13 @@ async def _record(rt: Runtime, outcomes: list[Outcome], max_attempts: int) -> di
         await insert_rows(conn, DeliveryAttempt, [
             dict(id=uuid.uuid4(), event_id=o.row.id, at=now, ok=o.kind == "delivered",
                  error=o.error, duration_ms=o.ms) for o in outcomes])
+    m = metrics_of(rt)
     for o in outcomes:
         counts[o.kind] += 1
+        partner = str(o.row.partner_id)  # an organisation's id: a bounded, non-personal label
+        m.deliveries.labels(partner, o.kind).inc()
+        if o.kind == "dead":
+            m.dead_letters.labels(partner).inc()
     return counts
 
 
