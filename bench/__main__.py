@@ -231,6 +231,17 @@ class Bench:
         self.results["scenarios"]["research dataset"] = r
         research.report(r)
 
+    def scenario_import(self) -> None:
+        """Members/minute through the bulk importer (bench/importer.py), on its own store."""
+        from bench import importer
+
+        a = self.args
+        ns = argparse.Namespace(rows=500 if a.smoke else 20_000, batch=500, format="csv",
+                                pg=a.pg if a.use_pg else None)
+        r = asyncio.run(importer.bench(ns))
+        self.results["scenarios"]["bulk import"] = r
+        importer.report(r)
+
     async def _destroy_times(self, history: int, rounds: int) -> dict[str, Any]:
         from datetime import timedelta
 
@@ -408,6 +419,8 @@ class Bench:
                 self.scenario_destroy()
             if self.wanted("outbox"):
                 self.scenario_outbox()
+            if self.wanted("import"):
+                self.scenario_import()
             if self.wanted("research"):
                 self.scenario_research()
         finally:
@@ -449,7 +462,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--scale", action="store_true",
                    help="page latency at 10k vs 1M members (PostgreSQL; minutes)")
     p.add_argument("--only", default="",
-                   help="comma-separated scenarios: hello,me,shared,members,destroy,outbox,research")
+                   help="comma-separated scenarios: hello,me,shared,members,destroy,outbox,"
+                        "research,import")
     p.add_argument("--pg-params", default="",
                    help="query string for the main PostgreSQL URL, e.g. maxsize=20 (pool size)")
     p.add_argument("--levers", action="store_true",
