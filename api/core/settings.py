@@ -85,6 +85,9 @@ class Settings:
     mail_max_attempts: int = 8
     mail_timeout_seconds: float = 30.0
     smtp_ca_file: str = ""  # extra CA bundle to trust for SMTP TLS (private relays); "" = system
+    # Append-only list of destroyed members, kept apart from the database backups so that
+    # `consentry restore reshred` can destroy them again after a restore ("" = <data_dir>/shred.log).
+    shred_log: str = ""
     # Operations: the bearer token /metrics wants ("" = no /metrics at all), and the log format
     # (json | text; "" = json in production, text elsewhere).
     metrics_token: str = field(default="", repr=False)
@@ -99,6 +102,10 @@ class Settings:
         if self.log_format not in ("", "json", "text"):
             raise ValueError("CONSENTRY_LOG_FORMAT must be json or text")
         return self.log_format == "json" or (not self.log_format and self.production)
+
+    @property
+    def shred_log_path(self) -> Path:
+        return Path(self.shred_log) if self.shred_log else self.data_dir / "shred.log"
 
     @property
     def partner_files_root(self) -> Path:
@@ -156,6 +163,7 @@ class Settings:
             dormant_retention_days=_int("DORMANT_RETENTION_DAYS", 5 * 365),
             mail_max_attempts=_int("MAIL_MAX_ATTEMPTS", 8),
             smtp_ca_file=_env("SMTP_CA_FILE", ""),
+            shred_log=_env("SHRED_LOG", ""),
             metrics_token=_env("METRICS_TOKEN", ""),
             log_format=_env("LOG_FORMAT", "").strip().lower(),
         )

@@ -15,6 +15,10 @@ dormant member's retention period (:func:`destroy`). In one main-store transacti
 - the withdrawal confirmation is queued with the address sealed under the KEK
   (``recipient_ct``); the mailer drops it once the mail is sent or given up.
 
+After the commit the member id is appended to the shred log (:mod:`api.rights.shred_log`), kept
+apart from the database backups, so that a restore can destroy the member again
+(``consentry restore reshred``, which calls :func:`destroy` with ``replay=True``).
+
 A purchasing member's tax-relevant data (:data:`TAX_FIELDS` and the purchase records, with their
 decrypted references) is first written to the vault under its own key, retained until five
 years after the last purchase; the retention job destroys it then.
@@ -40,6 +44,7 @@ from api.models.partner import Disclosure, OutboxEvent, Purchase
 from api.models.rights import DataRequest, Notification
 from api.platform import audit, db
 from api.platform.runtime import Runtime
+from api.rights import shred_log
 from api.security.passwords import verify_password
 from api.security.sealed import seal
 from api.sharing.outbox import enqueue
@@ -81,7 +86,9 @@ async def withdraw(rt: Runtime, member_id: str, password: str) -> Receipt:
 
 
 async def destroy(rt: Runtime, member_id: str, *, actor: str,
-                  request_id: str | None = None) -> Receipt:
+                  request_id: str | None = None, replay: bool = False) -> Receipt:
+    """Destroy a member. ``replay``: again, after a restore brought it back (the member was
+    told and the request recorded the first time; the shred log already lists it)."""
     member = await Member.get_or_none(id=member_id)
     if member is None:
         raise NotFound("member not found")
@@ -127,7 +134,7 @@ async def destroy(rt: Runtime, member_id: str, *, actor: str,
             await DataRequest.filter(member_id=member_id, status=DataRequestStatus.OPEN).using_db(
                 conn).update(status=DataRequestStatus.COMPLETED, resolved_at=now,
                              resolution="membership withdrawn: data destroyed")
-            if request_id is None:
+            if request_id is None and not replay:
                 await DataRequest.create(
                     id=uuid.uuid4(), member_id=None, kind=DataRequestKind.ERASURE,
                     status=DataRequestStatus.COMPLETED, fields_=[], received_at=now,
@@ -141,28 +148,46 @@ async def destroy(rt: Runtime, member_id: str, *, actor: str,
             await CookieChoice.filter(member_id=member_id).using_db(conn).update(member_id=None)
             await Purchase.filter(member_id=member_id).using_db(conn).delete()
             await Notification.filter(member_id=member_id).using_db(conn).delete()
-            note_id = uuid.uuid4()
-            await Notification.create(
-                id=note_id, member_id=None, kind="membership.withdrawn",
-                subject="Your membership has been withdrawn",
-                body=_confirmation(retained_until, notified),
-                recipient_ct=seal(rt.keys, notifications.recipient_label(str(note_id)), view.email.encode()),
-                status="PENDING", attempts=0, next_attempt_at=now, created_at=now,
-                using_db=conn)
+            if not replay:
+                note_id = uuid.uuid4()
+                await Notification.create(
+                    id=note_id, member_id=None, kind="membership.withdrawn",
+                    subject="Your membership has been withdrawn",
+                    body=_confirmation(retained_until, notified),
+                    recipient_ct=seal(rt.keys, notifications.recipient_label(str(note_id)),
+                                      view.email.encode()),
+                    status="PENDING", attempts=0, next_attempt_at=now, created_at=now,
+                    using_db=conn)
             await sessions.revoke_subject(rt, member_id, conn)
             await MemberKey.filter(member_id=member_id).using_db(conn).delete()
             await audit.record(rt, actor, "member.withdraw", member_id, {
                 "destroyed": record_id is None, "partners": sorted(partners),
                 "retainedUntil": retained_until.isoformat() if retained_until else None,
-                "vaultRecord": record_id, "request": request_id}, using=conn)
+                "vaultRecord": record_id, "request": request_id,
+                **({"replay": True} if replay else {})}, using=conn)
     except Exception:
         if record_id is not None:
             await vault.shred(record_id)
         raise
     liveness.forget(rt, member_id)  # the member's tokens are refused from now on
     await db.flush_sqlite()
+    if not replay:
+        await _log_shred(rt, member_id, now)
     return Receipt(now, record_id is None, retained_until,
                    list(TAX_FIELDS) if record_id else [], notified)
+
+
+async def _log_shred(rt: Runtime, member_id: str, at: datetime) -> None:
+    """Append to the shred log. The destruction is committed already, so a failure here is
+    reported loudly (the operator copies the ``member.withdraw`` audit entries since then into
+    the log by hand) instead of telling the member it did not happen."""
+    path = rt.settings.shred_log_path
+    try:
+        await shred_log.append(path, member_id, at)
+    except OSError as exc:
+        log.error("shred log append failed (%s, %s): a restore would not destroy this member "
+                  "again; add it from the member.withdraw audit entries", path,
+                  type(exc).__name__)
 
 
 async def _latest_disclosures(member_id: str) -> dict[str, Disclosure]:

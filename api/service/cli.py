@@ -180,6 +180,29 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return 0
 
 
+def cmd_restore_reshred(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from api.platform.db import migrate
+    from api.rights.reshred import reshred
+
+    rt = _runtime()
+    logs = [Path(p) for p in args.log] if args.log else [rt.settings.shred_log_path]
+    missing = [str(p) for p in logs if not p.is_file()]
+    if missing:  # fail closed: no log is not the same as nothing to destroy
+        print(f"error: shred log not found: {', '.join(missing)} (set CONSENTRY_SHRED_LOG or "
+              "pass --log)", file=sys.stderr)
+        return 2
+    asyncio.run(migrate(rt.settings))
+
+    async def go() -> int:
+        counts = await reshred(rt, logs)
+        print(json.dumps(counts))
+        return 1 if counts["failed"] or counts["malformed"] else 0
+
+    return asyncio.run(_with_db(rt, go))
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from api.platform.audit import anchor_holds, verify_chain
 
@@ -248,6 +271,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="serve /metrics (bearer CONSENTRY_METRICS_TOKEN) on this port")
     worker.add_argument("--metrics-host", default="127.0.0.1")
     worker.set_defaults(fn=cmd_worker)
+
+    restore = sub.add_parser("restore", help="after restoring a backup").add_subparsers(
+        dest="sub", required=True)
+    again = restore.add_parser("reshred", help="destroy again every member the shred log lists")
+    again.add_argument("--log", action="append",
+                       help="shred log file (repeatable; default CONSENTRY_SHRED_LOG)")
+    again.set_defaults(fn=cmd_restore_reshred)
 
     audit = sub.add_parser("audit", help="audit trail").add_subparsers(dest="sub", required=True)
     verify = audit.add_parser("verify", help="walk the hash chain")
