@@ -1,0 +1,112 @@
+// The admin console: sign-in (password and one-time code), then one section at a time.
+// Sections are modules with {id, titleKey, render(container)}; adding a screen is adding one
+// module to SECTIONS (the partner-loop screens live in partner_loop.js and show themselves
+// only when the API serves them).
+
+import { session } from "../common/api.js";
+import { h } from "../common/dom.js";
+import { addStrings, apply, languageSwitch, onLangChange, t } from "../common/i18n.js";
+import { STRINGS } from "./strings.js";
+import { call, onSubmit } from "./util.js";
+import partners from "./partners.js";
+import requests from "./requests.js";
+import members from "./members.js";
+import delivery from "./delivery.js";
+import audit from "./audit.js";
+import policy from "./policy.js";
+
+for (const [language, dict] of Object.entries(STRINGS)) addStrings(language, dict);
+
+const SECTIONS = [partners, requests, members, delivery, audit, policy];
+const LOGIN = `mutation($u: String!, $p: String!, $otp: String) {
+  login(userId: $u, password: $p, otp: $otp) { accessToken refreshToken role } }`;
+
+const $ = (id) => document.getElementById(id);
+let current = null;
+
+function signedIn() {
+  const s = session.get();
+  return Boolean(s && s.token && s.role === "ADMIN");
+}
+
+async function signOut() {
+  const s = session.get();
+  session.clear();
+  if (s && s.refreshToken) {
+    try {
+      await call("mutation($t: String!) { logout(refreshToken: $t) }", { t: s.refreshToken });
+    } catch (_) {
+      // the session is gone here either way
+    }
+  }
+  show();
+}
+
+function nav() {
+  const el = $("console-nav");
+  el.replaceChildren(h("ul", {}, SECTIONS.map((s) => h("li", {},
+    h("a", { href: `#${s.id}`, "aria-current": current === s.id ? "page" : null }, t(s.titleKey)))),
+    h("li", {}, h("button", { type: "button", class: "secondary", onclick: signOut }, t("console.signout")))));
+}
+
+async function open(id) {
+  const section = SECTIONS.find((s) => s.id === id) || SECTIONS[0];
+  current = section.id;
+  nav();
+  const container = h("section", { id: `section-${section.id}`, "aria-labelledby": `title-${section.id}` },
+    h("h2", { id: `title-${section.id}` }, t(section.titleKey)),
+    h("p", { class: "muted", role: "status" }, t("common.loading")));
+  $("console").replaceChildren(container);
+  try {
+    const body = h("div", { class: "section-body" });
+    await section.render(body);
+    container.lastChild.replaceWith(body);
+  } catch (error) {
+    if (error && error.code === "UNAUTHENTICATED") {
+      session.clear();
+      show();
+      return;
+    }
+    container.lastChild.replaceWith(h("p", { class: "form-error", role: "alert" },
+      `${t("common.error")}: ${error.message || error}`));
+  }
+}
+
+function show() {
+  const inside = signedIn();
+  $("signin").hidden = inside;
+  $("console").hidden = !inside;
+  $("console-nav").hidden = !inside;
+  if (inside) {
+    open(location.hash.slice(1));
+  } else {
+    $("console").replaceChildren();
+    $("signin-form").reset();
+  }
+}
+
+onSubmit($("signin-form"), async (data) => {
+  const result = await call(LOGIN, {
+    u: String(data.get("userId")).trim(), p: String(data.get("password")),
+    otp: String(data.get("otp")).trim() || null,
+  });
+  const payload = result.login;
+  if (payload.role !== "ADMIN") {
+    const error = new Error(t("signin.notAdmin"));
+    throw error;
+  }
+  session.set({ token: payload.accessToken, refreshToken: payload.refreshToken, role: payload.role });
+  show();
+  $("main").focus();
+});
+
+window.addEventListener("hashchange", () => {
+  if (signedIn()) open(location.hash.slice(1));
+});
+onLangChange(() => {
+  if (signedIn()) open(current);
+});
+
+$("header-tools").append(languageSwitch());
+apply();
+show();
