@@ -312,3 +312,43 @@ async def test_a_consent_older_than_its_policy_version_is_rejected(rt, tmp_path)
     assert _rejected(done.stderr) == [
         "line 1: consents[0].policyVersion: that policy version was not yet in effect at this "
         "time"]
+
+
+
+def _import_on_a_terminal(rt, path: Path, *args: str) -> tuple[subprocess.CompletedProcess, str]:
+    """Run the import with stderr on a pseudo-terminal; return it and what stderr drew."""
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run([CONSENTRY, "import", "members", str(path), *args], env=_env(rt),
+                              stdout=subprocess.PIPE, stderr=follower, text=True, timeout=300)
+        os.close(follower)
+        follower = -1
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal is closed and drained
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        if follower != -1:
+            os.close(follower)
+        os.close(leader)
+    return proc, drawn.decode()
+
+
+async def test_the_progress_bar_is_drawn_only_on_a_terminal(rt, tmp_path):
+    piped = _import(rt, _write(tmp_path, "piped.jsonl", _many(2)), "--batch-size", "1")
+    assert piped.returncode == 0, piped.stderr
+    assert "members (" not in piped.stderr
+    two_more = _jsonl(_row("tty01"), _row("tty02"))
+    proc, drawn = _import_on_a_terminal(rt, _write(tmp_path, "tty.jsonl", two_more),
+                                        "--batch-size", "1")
+    assert proc.returncode == 0
+    assert "] 1/2 members (50%)" in drawn
+    assert "[" + "#" * 30 + "] 2/2 members (100%)" in drawn
+    assert proc.stdout.startswith("import of tty.jsonl: 2 imported")
