@@ -352,3 +352,29 @@ async def test_the_progress_bar_is_drawn_only_on_a_terminal(rt, tmp_path):
     assert "] 1/2 members (50%)" in drawn
     assert "[" + "#" * 30 + "] 2/2 members (100%)" in drawn
     assert proc.stdout.startswith("import of tty.jsonl: 2 imported")
+
+
+async def test_odd_values_are_rejected_by_line_not_crashed_on(rt, tmp_path):
+    text = "".join(line + "\n" for line in (
+        json.dumps({**_row("num01"), "userId": 123}),
+        "[" * 100_000,
+        json.dumps(_row("amt02", purchases=[{"amount": 12.5, "currency": "EUR",
+                                             "reference": "r", "at": "2024-01-01T00:00:00Z"}])),
+        json.dumps(_row("naive03", consents=_consent(at="2021-03-04"))),
+        json.dumps({**_row("nul04"), "fullName": "A\u0000B"}),
+        json.dumps("just a string"),
+        json.dumps(_row("list05", consents={"purpose": "marketing"})),
+    ))
+    done = _import(rt, _write(tmp_path, "odd.jsonl", text))
+    assert done.returncode == 2, done.stderr
+    assert _rejected(done.stderr) == [
+        "line 1: userId: userId must be text",
+        "line 2: the line is not valid JSON",
+        "line 3: purchases[0].amount: amount must be a decimal number such as 12.50",
+        "line 4: consents[0].at: needs an explicit UTC offset (Z or +01:00)",
+        "line 5: fullName: fullName contains control characters",
+        "line 6: the line is not a JSON object",
+        "line 7: consents: must be a list of objects",
+    ]
+    assert "Traceback" not in done.stderr
+    assert await Member.all().count() == 0

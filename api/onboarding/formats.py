@@ -131,7 +131,7 @@ def _cell(name: str, cell: str, line: int, out: ParsedFile) -> Any:
         return cell
     try:
         return json.loads(cell)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
         out.rejections.append(Rejection(line, name, "must be a JSON array"))
         return []
 
@@ -142,7 +142,7 @@ def _jsonl(text: str, out: ParsedFile) -> None:
             continue
         try:
             values = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             out.rejections.append(Rejection(number, None, "the line is not valid JSON"))
             continue
         if not isinstance(values, dict):
