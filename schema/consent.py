@@ -85,6 +85,15 @@ class Query:
                         required=p.required)
                 for p in await purposes.list_purposes(info.context.rt)]
 
+    @strawberry.field(description="The latest cookie choice recorded for a device (the banner reads it back); null when none. Public: the device id is the key.")
+    async def cookie_preferences(self, info: Info, device_id: str) -> CookiePreferences | None:
+        view = await cookies.current_for_device(cookies.validate_device_id(device_id))
+        if view is None:
+            return None
+        return CookiePreferences(device_id=view.device_id, necessary=view.necessary,
+                                 analytics=view.analytics, personalization=view.personalization,
+                                 marketing=view.marketing, at=view.at)
+
 
 @strawberry.type
 class Mutation:

@@ -132,6 +132,8 @@ MATRIX: dict[str, Row] = {
     "policy": Row("{ policy { version } }", public()),
     "purposes": Row("{ purposes { name } }", public()),
     "outsourcingPartners": Row("{ outsourcingPartners { id } }", public()),
+    "cookiePreferences": Row('{ cookiePreferences(deviceId: "device-none") { analytics } }',
+                             public()),
     # --- member queries
     "me": Row("{ me { id } }", {**member_only()}),
     # --- admin queries
