@@ -21,9 +21,9 @@ from the verified-token cache after the answer has left.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from collections import OrderedDict
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -180,6 +180,10 @@ class RequestObserver:
 
     def __init__(self, app: ASGIApp, *, rt: Runtime) -> None:
         self.app, self.rt = app, rt
+        self.metrics = metrics_of(rt)
+        # The labelled series of each (route, status, operation, code): finding a child by
+        # its labels is most of the cost of counting; the label sets are bounded, so is this.
+        self._series: dict[tuple[str, int, str, str], tuple[Any, ...]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -190,7 +194,7 @@ class RequestObserver:
         if _REQUEST_ID.fullmatch(given):
             request_id = given
         else:
-            request_id = uuid.uuid4().hex.encode()
+            request_id = os.urandom(16).hex().encode()
             scope = dict(scope)
             scope["headers"] = [(k, v) for k, v in scope.get("headers", ()) if k != b"x-request-id"
                                 ] + [(b"x-request-id", request_id)]
@@ -221,13 +225,19 @@ class RequestObserver:
 
     def _record(self, scope: Scope, route: str, status: int, obs: _Observation,
                 request_id: str, seconds: float) -> None:
-        m = metrics_of(self.rt)
-        m.http_requests.labels(route, str(status)).inc()
         code = obs.code or ("OK" if status == 200 else f"http_{status}")
         operation = obs.operation or "other"
-        if route == "/graphql":
-            m.graphql_requests.labels(operation, code).inc()
-            m.graphql_seconds.labels(operation).observe(seconds)
+        key = (route, status, operation, code)
+        series = self._series.get(key)
+        if series is None:
+            m = self.metrics
+            series = self._series[key] = (m.http_requests.labels(route, str(status)),) + ((
+                m.graphql_requests.labels(operation, code), m.graphql_seconds.labels(operation))
+                if route == "/graphql" else ())
+        series[0].inc()
+        if len(series) == 3:
+            series[1].inc()
+            series[2].observe(seconds)
         if not log.isEnabledFor(logging.INFO):
             return
         if obs.role is None:
