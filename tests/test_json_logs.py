@@ -220,3 +220,12 @@ def test_json_logs_of_a_member_life_hold_no_personal_value(env, tmp_path: Path) 
     assert 'consentry_http_requests_total{route="/metrics",status="401"} 2.0' in metrics
     for secret in secrets:
         assert secret not in metrics
+
+
+def test_an_unknown_log_format_is_refused_at_start(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENTRY_")}
+    env.update(CONSENTRY_DATA_DIR=str(tmp_path / "data"), CONSENTRY_LOG_FORMAT="yaml")
+    refused = subprocess.run([CONSENTRY, "schema"], env=env, capture_output=True, text=True,
+                             timeout=60)
+    assert refused.returncode == 2
+    assert refused.stderr == "error: CONSENTRY_LOG_FORMAT must be json or text\n"
