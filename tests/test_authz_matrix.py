@@ -89,6 +89,15 @@ async def _new_partner(world: World, role: str) -> dict[str, Any]:
                       "fields": ["FULL_NAME"], "optionalFields": []}}
 
 
+async def _device_with_choice(world: World, role: str) -> dict[str, Any]:
+    device = f"device-{uuid.uuid4().hex[:8]}"
+    body = await world.gql("mutation($d: String!) { setCookiePreferences(deviceId: $d, "
+                           "analytics: true, personalization: false, marketing: false) { at } }",
+                           {"d": device})
+    assert "errors" not in body, body
+    return {"d": device}
+
+
 def _ids(*names: str) -> Callable[[World, str], Awaitable[dict[str, Any]]]:
     async def make(world: World, role: str) -> dict[str, Any]:
         values = {"alice": world.ids["alice"], "P": world.ids["P"], "Q": world.ids["Q"],
@@ -132,8 +141,8 @@ MATRIX: dict[str, Row] = {
     "policy": Row("{ policy { version } }", public()),
     "purposes": Row("{ purposes { name } }", public()),
     "outsourcingPartners": Row("{ outsourcingPartners { id } }", public()),
-    "cookiePreferences": Row('{ cookiePreferences(deviceId: "device-none") { analytics } }',
-                             public()),
+    "cookiePreferences": Row("query($d: String!) { cookiePreferences(deviceId: $d) { analytics } }",
+                             public(), _device_with_choice),
     # --- member queries
     "me": Row("{ me { id } }", {**member_only()}),
     # --- admin queries
