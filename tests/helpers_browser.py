@@ -9,14 +9,21 @@ inside a running event loop.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+
+from tests.conftest import PASSWORD
+from tests.helpers_rights import Smtp
+from tests.helpers_serve import CONSENTRY, serve
 
 CHROMIUM = os.environ.get("CONSENTRY_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -89,3 +96,70 @@ def screenshot(page: Any, name: str, *, full_page: bool = True) -> Path:
     path = screenshot_dir() / f"{name}.png"
     page.screenshot(path=str(path), full_page=full_page)
     return path
+
+
+# -- a real server for the pages -----------------------------------------------------------------
+
+@dataclasses.dataclass
+class Site:
+    """A running ``consentry serve`` (dev mode, SQLite) with a real SMTP server beside it."""
+
+    url: str
+    env: dict[str, str]
+    smtp: Smtp
+
+    def gql(self, query: str, variables: dict[str, Any] | None = None,
+            token: str | None = None) -> dict[str, Any]:
+        """POST /graphql; returns ``data``, failing the test on any error."""
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        response = httpx.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}},
+                              headers=headers, timeout=60)
+        body = response.json()
+        assert not body.get("errors"), body
+        return body["data"]
+
+    def serves(self, type_name: str, field: str) -> bool:
+        """Whether the schema has ``type_name.field`` (dev mode allows introspection)."""
+        data = self.gql("query($t: String!) { __type(name: $t) { fields { name } } }", {"t": type_name})
+        return field in {f["name"] for f in (data["__type"] or {}).get("fields") or []}
+
+    def admin_token(self, user_id: str = "pageadmin") -> str:
+        """Create an admin with the CLI (password on stdin, TOTP secret printed) and sign in."""
+        import pyotp
+
+        done = subprocess.run([CONSENTRY, "admin", "create", "--user-id", user_id, "--email",
+                               f"{user_id}@clinic.example"], input=PASSWORD + "\n", env=self.env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        secret = pyotp.parse_uri(done.stdout.strip().splitlines()[-1]).secret
+        data = self.gql("mutation($u: String!, $p: String!, $o: String) { login(userId: $u, "
+                        "password: $p, otp: $o) { accessToken } }",
+                        {"u": user_id, "p": PASSWORD, "o": pyotp.TOTP(secret).now()})
+        return str(data["login"]["accessToken"])
+
+    def run_jobs(self) -> None:
+        """``consentry jobs run``: sends queued mail, delivers events (as the worker would)."""
+        done = subprocess.run([CONSENTRY, "jobs", "run"], env=self.env, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+
+
+@contextlib.contextmanager
+def site(tmp_path: Path) -> Iterator[Site]:
+    """A fresh store under ``tmp_path``, an aiosmtpd server and ``consentry serve`` on both."""
+    from aiosmtpd.controller import Controller
+
+    from tests.helpers_rights import _Collect, _free_port
+
+    handler = _Collect()
+    smtp_port = _free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=smtp_port)
+    controller.start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENTRY_")}
+    env.update({"CONSENTRY_DATA_DIR": str(tmp_path / "data"), "CONSENTRY_SMTP_HOST": "127.0.0.1",
+                "CONSENTRY_SMTP_PORT": str(smtp_port), "CONSENTRY_SMTP_TLS": "none"})
+    try:
+        with serve(env, tmp_path / "serve.log") as (url, _):
+            yield Site(url, env, Smtp(handler, smtp_port))
+    finally:
+        controller.stop()
