@@ -40,3 +40,169 @@ async def test_cookie_preferences_refuses_a_bad_device_id(gql):
     body = await gql(READ, {"d": " padded "})
     assert error_code(body) == "BAD_USER_INPUT"
     assert body["errors"][0]["extensions"]["field"] == "deviceId"
+
+
+# --- the banner on another origin, in Chromium ------------------------------------------------
+
+SITE_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>Riverside Clinic</title>
+  <link rel="icon" href="data:,">
+  <script src="/site.js"></script>
+  <script src="{api}/consent.js"></script>
+  <script type="text/plain" data-consent="analytics" src="/analytics.js"></script>
+  <script type="text/plain" data-consent="marketing" src="/marketing.js"></script>
+</head>
+<body>
+  <main>
+    <h1>Riverside Clinic</h1>
+    <p>Opening hours: Monday to Friday.</p>
+    <button type="button" data-consentry-open>Cookie settings</button>
+  </main>
+</body>
+</html>
+"""
+SITE_FILES = {
+    "/site.js": "window.consentryEvents = [];\n"
+                "window.addEventListener('consentry:change', function (e) {\n"
+                "  window.consentryEvents.push(e.detail);\n});\n",
+    "/analytics.js": "window.analyticsRuns = (window.analyticsRuns || 0) + 1;\n",
+    "/marketing.js": "window.marketingRuns = (window.marketingRuns || 0) + 1;\n",
+}
+
+
+@contextlib.contextmanager
+def clinic_site(api: str) -> Iterator[str]:
+    """The embedding site: another origin, under a strict CSP of its own (no inline script or
+    style; the API origin allowed for the banner's script, stylesheet and requests)."""
+    port = free_port()
+    csp = (f"default-src 'self'; script-src 'self' {api}; style-src 'self' {api}; "
+           f"connect-src 'self' {api}; img-src 'self' data:; base-uri 'none'")
+    files = {"/": ("text/html", SITE_PAGE.replace("{api}", api)),
+             **{path: ("text/javascript", body) for path, body in SITE_FILES.items()}}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            found = files.get(self.path.split("?")[0])
+            if found is None:
+                self.send_error(404)
+                return
+            kind, body = found
+            data = body.encode()
+            self.send_response(200)
+            self.send_header("content-type", f"{kind}; charset=utf-8")
+            self.send_header("content-length", str(len(data)))
+            self.send_header("content-security-policy", csp)
+            self.send_header("cache-control", "no-store")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_banner_on_another_origin_gates_tagged_scripts_until_consent(tmp_path):
+    require_browser()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENTRY_")}
+    env["CONSENTRY_DATA_DIR"] = str(tmp_path / "data")
+    # Each origin names the other: the site's page loads the API's script, the API's
+    # CONSENTRY_CORS_ORIGINS lists the site. So the API's port is chosen first.
+    with contextlib.ExitStack() as stack:
+        api_port = free_port()
+        api = f"http://127.0.0.1:{api_port}"
+        site = stack.enter_context(clinic_site(api))
+        env["CONSENTRY_CORS_ORIGINS"] = site
+        url, _proc = stack.enter_context(_serve_on(env, tmp_path / "serve.log", api_port))
+        assert url == api
+        browser = stack.enter_context(chromium())
+        page = browser.new_page(viewport={"width": 1000, "height": 800}, locale="en-GB")
+        problems: list[str] = []
+        page.on("pageerror", lambda exc: problems.append(str(exc)))
+        page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+
+        def axe(label: str) -> None:
+            # axe-core itself sets inline styles while it measures; the site's CSP refuses them.
+            # Those reports are the tool's, not the banner's: drop them, keep anything else.
+            before = len(problems)
+            axe_check(page, label=label)
+            problems[before:] = [p for p in problems[before:] if "inline style" not in p]
+
+        page.goto(f"{site}/")
+        banner = page.get_by_role("region", name="Cookies on this site")
+        banner.wait_for()
+        # Before any choice: the tagged scripts have not run, nothing is allowed but necessary.
+        assert page.evaluate("window.analyticsRuns") is None
+        assert page.evaluate("window.consentry.allowed('analytics')") is False
+        assert page.evaluate("window.consentry.allowed('necessary')") is True
+        necessary = banner.get_by_label("Necessary")
+        assert necessary.is_checked() and necessary.is_disabled()
+        assert page.evaluate("getComputedStyle(document.querySelector('.consentry-banner'))"
+                             ".position") == "fixed"  # the stylesheet from the API origin applies
+        screenshot(page, "banner")
+        axe("cookie banner")
+
+        banner.get_by_role("button", name="Choose").click()
+        banner.get_by_label("Analytics").check()
+        screenshot(page, "banner-choices")
+        axe("cookie banner with choices open")
+        banner.get_by_role("button", name="Save my choices").click()
+        page.wait_for_function("window.analyticsRuns === 1")
+        assert banner.is_hidden()
+        assert page.evaluate("window.marketingRuns") is None
+        assert page.evaluate("window.consentry.allowed('analytics')") is True
+        assert page.evaluate("window.consentry.allowed('marketing')") is False
+        events = page.evaluate("window.consentryEvents")
+        assert [(e["analytics"], e["personalization"], e["marketing"]) for e in events] == [
+            (True, False, False)]
+        saved = page.evaluate("window.consentry.saved().then(c => c.at)")
+        assert saved
+
+        # The choice is recorded under the device id the site keeps (its own localStorage).
+        device = page.evaluate("localStorage.getItem('consentry.device')")
+        assert device and device == page.evaluate("window.consentry.deviceId()")
+        body = httpx.post(f"{api}/graphql", json={"query": READ, "variables": {"d": device}}).json()
+        assert body["data"]["cookiePreferences"] == {
+            "deviceId": device, "necessary": True, "analytics": True, "personalization": False,
+            "marketing": False}
+
+        # Next visit: no banner, the consented script runs at once, the other still waits.
+        page.reload()
+        page.wait_for_function("window.analyticsRuns === 1")
+        assert page.evaluate("window.marketingRuns") is None
+        assert banner.is_hidden()
+
+        # The site's own "Cookie settings" button reopens it; a change applies and is recorded.
+        page.get_by_role("button", name="Cookie settings").click()
+        banner.wait_for()
+        banner.get_by_role("button", name="Accept all").click()
+        page.wait_for_function("window.marketingRuns === 1")
+        page.evaluate("window.consentry.saved()")
+        body = httpx.post(f"{api}/graphql", json={"query": READ, "variables": {"d": device}}).json()
+        assert body["data"]["cookiePreferences"]["marketing"] is True
+        assert problems == [], problems
+
+
+@contextlib.contextmanager
+def _serve_on(env: dict[str, str], log: Path, port: int) -> Iterator[tuple[str, Any]]:
+    """``serve`` on a port chosen beforehand (the site's page names the API origin)."""
+    import tests.helpers_serve as helpers
+
+    original = helpers.free_port
+    helpers.free_port = lambda: port
+    try:
+        with serve(env, log) as running:
+            helpers.free_port = original
+            yield running
+    finally:
+        helpers.free_port = original
