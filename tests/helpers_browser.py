@@ -91,10 +91,14 @@ def screenshot_dir() -> Path:
     return _shots
 
 
-def screenshot(page: Any, name: str, *, full_page: bool = True) -> Path:
-    """Save a PNG of ``page`` as ``<screenshot_dir>/<name>.png`` and return its path."""
+def screenshot(page: Any, name: str, *, full_page: bool = True, element: Any = None) -> Path:
+    """Save a PNG of ``page`` (or of one ``element`` locator on it) as
+    ``<screenshot_dir>/<name>.png`` and return its path."""
     path = screenshot_dir() / f"{name}.png"
-    page.screenshot(path=str(path), full_page=full_page)
+    if element is not None:
+        element.screenshot(path=str(path))
+    else:
+        page.screenshot(path=str(path), full_page=full_page)
     return path
 
 

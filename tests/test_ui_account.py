@@ -24,7 +24,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.conftest import PASSWORD
-from tests.helpers_browser import Site, axe_check, chromium, require_browser, screenshot, screenshot_dir, site
+from tests.helpers_browser import Site, axe_check, chromium, require_browser, screenshot, site
 
 PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
             "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
@@ -150,7 +150,7 @@ def test_a_members_whole_life(live: Site, browser: Any, tmp_path: Path) -> None:
     assert not _switch(page, "marketing").is_checked()
     _receipt_status(page, "marketing").filter(has_text=re.compile("^verified$")).wait_for()
     axe_check(page, label="consents")
-    screenshot(page, "account-consents")
+    screenshot(page, "account-consents", element=page.locator("#consents"))
     # The downloaded receipt is the signed record of the withdrawal.
     with page.expect_download() as caught:
         page.get_by_role("button", name="Download the receipt for marketing").click()
@@ -177,7 +177,22 @@ def test_a_members_whole_life(live: Site, browser: Any, tmp_path: Path) -> None:
     assert (cells[0], cells[1], cells[3]) == ("Parcel Co", "Full name, Address",
                                                "Contract (order_fulfillment)")
     axe_check(page, label="who has my data")
-    page.locator("#disclosures").screenshot(path=str(screenshot_dir() / "account-disclosures.png"))
+    screenshot(page, "account-disclosures", element=page.locator("#disclosures"))
+
+    # Profile: an error from the API appears next to the field it concerns; then a good edit.
+    profile = page.locator("#profile")
+    profile.get_by_role("button", name="Edit profile").click()
+    edit = profile.locator("form")
+    edit.get_by_label("Email").fill("not an address")
+    edit.get_by_role("button", name="Save").click()
+    error = edit.locator(".field", has=page.get_by_label("Email")).locator(".field-error")
+    error.wait_for()
+    assert error.inner_text() == "email is not a valid address"
+    edit.get_by_label("Email").fill("pat@example.org")
+    edit.get_by_label("Address").fill("1 Harbour Road, Busan")
+    edit.get_by_role("button", name="Save").click()
+    page.get_by_text("Profile saved.").wait_for()
+    assert "Address\n1 Harbour Road, Busan\n" in page.locator("#profile dl").inner_text()
 
     # Export: a file download of exportMyData's JSON.
     with page.expect_download() as caught:

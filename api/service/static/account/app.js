@@ -62,6 +62,7 @@ function values(form) {
 
 async function submitting(form, work) {
   clearErrors(form);
+  say("");
   const button = form.querySelector("button[type=submit]");
   if (button) button.disabled = true;
   try {
@@ -309,8 +310,8 @@ function profileSection(me) {
         if ((v[key] || null) !== (me[key] || null)) changes[key] = v[key] || null;
       }
       await gqlData(`mutation($i: ProfileInput!) { updateProfile(input: $i) { id } }`, { i: changes });
-      say(t("profile.saved"));
       await show(renderCenter);
+      say(t("profile.saved"));
     });
   });
   return section("profile", "profile.title", list, pending, edit, form);
@@ -463,8 +464,8 @@ function inaccuracySection() {
       if (!fields.length) throw new ApiError(t("inaccuracy.pickOne"), "BAD_USER_INPUT", null);
       await gqlData(`mutation($f: [PersonalField!]!, $n: String) { reportInaccuracy(fields: $f, note: $n) { id } }`,
         { f: fields, n: values(form).note || null });
-      say(t("inaccuracy.done"));
       await show(renderCenter);
+      say(t("inaccuracy.done"));
     });
   });
   return section("inaccuracy", "inaccuracy.title", form);
