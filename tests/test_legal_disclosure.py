@@ -14,6 +14,7 @@ from api.members.dormancy import make_dormant
 from api.models.audit import AuditEntry
 from api.models.enums import MemberStatus
 from api.models.member import Admin, Member
+from api.models.partner import OutboxEvent
 from api.models.rights import Notification
 from api.rights import legal_disclosure
 from tests.conftest import PASSWORD, Account, create_admin, error_code
@@ -184,3 +185,13 @@ async def test_dormant_member_is_read_from_the_vault_and_stays_dormant(gql, rt, 
     assert released["data"]["releaseLegalDisclosure"] == {
         "fullName": "Alice Example", "dateOfBirth": "1990-04-01", "phone": "+44 20 7946 0000"}
     assert (await Member.get(id=member.id)).status == MemberStatus.DORMANT
+
+
+async def test_an_authority_is_not_a_partner_on_withdrawal(gql, member, admin, second_admin):
+    did = (await _request(gql, admin, member.id))["id"]
+    await gql(DECIDE, {"id": did, "ok": True}, token=second_admin.token)
+    await gql(RELEASE, {"id": did}, token=admin.token)
+    withdrawn = await gql("mutation($p: String!) { withdrawMembership(password: $p) "
+                          "{ destroyed partnersNotified } }", {"p": PASSWORD}, token=member.token)
+    assert withdrawn["data"]["withdrawMembership"] == {"destroyed": True, "partnersNotified": []}
+    assert await OutboxEvent.filter(type="member.erasure").count() == 0

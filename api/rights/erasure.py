@@ -47,6 +47,7 @@ from api.platform.runtime import Runtime
 from api.rights import shred_log
 from api.security.passwords import verify_password
 from api.security.sealed import seal
+from api.sharing import ledger
 from api.sharing.outbox import enqueue
 from api.sharing.purchases import decrypt_reference
 from api.sharing.refs import partner_ref
@@ -194,12 +195,13 @@ async def _latest_disclosures(member_id: str) -> dict[str, Disclosure]:
     """The latest disclosure per partner that ever received the member's data: one query for
     the distinct partners, then one indexed row per partner, so the cost follows the number of
     partners, not the length of the member's history."""
-    partner_ids = await Disclosure.filter(member_id=member_id).distinct().values_list(
+    partner_ids = await Disclosure.filter(
+        member_id=member_id, channel__in=ledger.PARTNER_CHANNELS).distinct().values_list(
         "partner_id", flat=True)
     latest: dict[str, Disclosure] = {}
     for partner_id in sorted({str(p) for p in partner_ids}):
-        row = await Disclosure.filter(member_id=member_id, partner_id=partner_id).order_by(
-            "-at").first()
+        row = await Disclosure.filter(member_id=member_id, partner_id=partner_id,
+                                      channel__in=ledger.PARTNER_CHANNELS).order_by("-at").first()
         if row is not None:
             latest[partner_id] = row
     return latest

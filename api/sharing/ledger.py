@@ -17,7 +17,7 @@ from api.models.enums import LegalBasis
 from api.models.partner import Disclosure
 from api.platform.db import insert_rows
 
-__all__ = ["Entry", "write", "for_member", "DisclosureView", "partners_that_received"]
+__all__ = ["PARTNER_CHANNELS", "Entry", "write", "for_member", "DisclosureView", "partners_that_received"]
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,12 @@ async def for_member(member_id: str) -> list[DisclosureView]:
                            r.legal_basis, r.channel, r.at) for r in rows]
 
 
+PARTNER_CHANNELS = ("pull", "push")  # a legal-process disclosure ("legal") went to no partner
+
+
 async def partners_that_received(member_id: str, field: str | None = None) -> list[str]:
     """Partner ids that were ever sent this member's data (optionally: this field)."""
-    rows = await Disclosure.filter(member_id=member_id).values("partner_id", "fields_")
+    rows = await Disclosure.filter(member_id=member_id, channel__in=PARTNER_CHANNELS).values(
+        "partner_id", "fields_")
     return sorted({str(r["partner_id"]) for r in rows
                    if field is None or field in (r["fields_"] or [])})
