@@ -157,7 +157,7 @@ def test_banner_on_another_origin_gates_tagged_scripts_until_consent(tmp_path):
         screenshot(page, "banner-choices")
         axe("cookie banner with choices open")
         banner.get_by_role("button", name="Save my choices").click()
-        page.wait_for_function("window.analyticsRuns === 1")
+        page.wait_for_function("() => window.analyticsRuns === 1")
         assert banner.is_hidden()
         assert page.evaluate("window.marketingRuns") is None
         assert page.evaluate("window.consentry.allowed('analytics')") is True
@@ -178,7 +178,7 @@ def test_banner_on_another_origin_gates_tagged_scripts_until_consent(tmp_path):
 
         # Next visit: no banner, the consented script runs at once, the other still waits.
         page.reload()
-        page.wait_for_function("window.analyticsRuns === 1")
+        page.wait_for_function("() => window.analyticsRuns === 1")
         assert page.evaluate("window.marketingRuns") is None
         assert banner.is_hidden()
 
@@ -186,7 +186,7 @@ def test_banner_on_another_origin_gates_tagged_scripts_until_consent(tmp_path):
         page.get_by_role("button", name="Cookie settings").click()
         banner.wait_for()
         banner.get_by_role("button", name="Accept all").click()
-        page.wait_for_function("window.marketingRuns === 1")
+        page.wait_for_function("() => window.marketingRuns === 1")
         page.evaluate("window.consentry.saved()")
         body = httpx.post(f"{api}/graphql", json={"query": READ, "variables": {"d": device}}).json()
         assert body["data"]["cookiePreferences"]["marketing"] is True
