@@ -14,6 +14,8 @@
 ARG PYTHON=python:3.11-slim-bookworm
 
 FROM ${PYTHON} AS build
+# Both stages carry the label, so ops/image-smoke can prune exactly its own superseded images.
+LABEL org.opencontainers.image.title=consentry
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
@@ -33,6 +35,7 @@ COPY partners ./partners
 RUN pip install --no-deps . && pip check
 
 FROM ${PYTHON} AS runtime
+LABEL org.opencontainers.image.title=consentry
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
