@@ -62,13 +62,14 @@ def test_notices_show_the_policy_the_next_version_and_partner_changes(live: Site
         ctx.close()
 
 
-def test_notices_fit_a_phone_sized_screen(live: Site) -> None:
+def test_notices_fit_a_phone_sized_screen_in_the_browsers_language(live: Site) -> None:
     with chromium() as browser:
         ctx = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True,
-                                  locale="en-US", timezone_id="UTC")
+                                  locale="ko-KR", timezone_id="UTC")
         page = ctx.new_page()
         page.goto(f"{live.url}/notices")
-        page.get_by_role("heading", name="Outsourcing partners").wait_for()
+        page.get_by_role("heading", name="개인정보 처리 위탁").wait_for()
+        assert page.get_by_label("언어").input_value() == "ko"
         # The wide partner table scrolls inside its own box; the page itself does not.
         assert page.evaluate("document.documentElement.scrollWidth") <= 375
         axe_check(page, label="notices (phone)")
