@@ -76,6 +76,25 @@ def _create_admin(env: dict[str, str], user_id: str) -> pyotp.TOTP:
     return pyotp.TOTP(pyotp.parse_uri(done.stdout.strip().splitlines()[-1]).secret)
 
 
+def _member_with_a_request(url: str) -> str:
+    """Mira registers and reports her email as inaccurate: one open CORRECTION request."""
+    import httpx
+
+    def gql(query: str, variables: dict[str, Any], token: str | None = None) -> dict[str, Any]:
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        body = httpx.post(f"{url}/graphql", json={"query": query, "variables": variables},
+                          headers=headers).json()
+        assert "errors" not in body, body
+        return body["data"]
+
+    reg = gql("mutation($i: RegisterInput!) { register(input: $i) { accessToken } }",
+              {"i": {"userId": "mira", "email": "mira@example.org", "fullName": "Mira Example",
+                     "password": PASSWORD}})
+    made = gql("mutation { reportInaccuracy(fields: [EMAIL]) { dueAt } }", {},
+               reg["register"]["accessToken"])
+    return str(made["reportInaccuracy"]["dueAt"])
+
+
 def _sign_in(page: Any, url: str, user_id: str, totp: pyotp.TOTP) -> None:
     page.goto(f"{url}/console/")
     page.get_by_label("User ID").fill(user_id)
@@ -93,7 +112,14 @@ def test_console_sign_in_announce_partner_and_issue_credentials(tmp_path):
     totp = _create_admin(env, "head-nurse")
     errors: list[str] = []
     with serve(env, tmp_path / "serve.log") as (url, _proc), chromium() as browser:
+        due_at = _member_with_a_request(url)
         page = browser.new_page(viewport={"width": 1100, "height": 900}, locale="en-GB")
+
+        def nav(name: str) -> None:
+            page.get_by_role("link", name=name).click()
+            page.get_by_role("heading", name=name, level=2).wait_for()
+            page.locator(".section-body").wait_for()
+
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
         page.goto(f"{url}/console/")
@@ -175,14 +201,71 @@ def test_console_sign_in_announce_partner_and_issue_credentials(tmp_path):
             "client_secret": client_secret})
         assert refused.status_code == 401, refused.text
 
-        # Every other screen renders and passes axe.
-        for name in ("Data requests", "Member lookup", "Delivery", "Audit trail", "Policy"):
-            page.get_by_role("link", name=name).click()
-            page.get_by_role("heading", name=name, level=2).wait_for()
-            page.locator(".section-body").wait_for()
-            axe_check(page, label=f"console {name}")
-            if name == "Audit trail":  # no API operation verifies the chain: the CLI is named
-                assert page.get_by_text("consentry audit verify", exact=True).is_visible()
-                assert page.get_by_role("cell", name="partner.announce", exact=True).first.is_visible()
+        # Narrowing takes effect at once and shows in the partner's fields.
+        card.get_by_text("Widen or narrow fields").click()
+        card.get_by_role("group", name="Fields", exact=True).get_by_label("Address").uncheck()
+        card.get_by_role("button", name="Save fields").click()
+        page.get_by_text("Fields of ShipFast Logistics changed.").wait_for()
+        card = page.locator("article.partner", has_text="ShipFast Logistics")
+        assert "Full name" in card.locator(".facts").inner_text()
+        assert "Address" not in card.locator(".facts").inner_text()
+
+        # Data requests: the member's correction request, with its due date, resolved here.
+        nav("Data requests")
+        request = page.locator("li.request", has_text="Correction")
+        assert due_at[:4] in request.locator(".facts dd").first.inner_text()  # "Due", local time
+        assert "Email" in request.locator(".facts").inner_text()
+        axe_check(page, label="console data requests")
+        request.get_by_text("Resolve", exact=True).click()
+        request.get_by_label("Outcome").select_option("REJECTED")
+        request.get_by_label("Note").fill("The address on file is correct.")
+        request.get_by_role("button", name="Resolve request").click()
+        page.get_by_text("Request resolved.").wait_for()
+        assert page.get_by_text("No data requests.").is_visible()  # none open any more
+
+        # Member lookup by exact email: the member's record; the read lands in the audit trail.
+        nav("Member lookup")
+        page.get_by_label("Email", exact=True).check()
+        page.get_by_label("User ID or email").fill("mira@example.org")
+        page.get_by_role("button", name="Look up").click()
+        page.get_by_role("heading", name="Mira Example").wait_for()
+        assert page.get_by_role("cell", name="Correction", exact=True).is_visible()
+        assert page.get_by_role("cell", name="Rejected", exact=True).is_visible()
+        axe_check(page, label="console member lookup")
+        page.get_by_label("User ID or email").fill("nobody-here@example.org")
+        page.get_by_role("button", name="Look up").click()
+        page.get_by_text("No member with that user ID or email.").wait_for()
+
+        nav("Delivery")
+        assert page.get_by_text("No dead letters.").is_visible()
+        axe_check(page, label="console delivery")
+
+        nav("Audit trail")  # no API operation verifies the chain: the CLI command is named
+        assert page.get_by_text("consentry audit verify", exact=True).is_visible()
+        assert page.get_by_role("cell", name="admin.read_member", exact=True).first.is_visible()
+        axe_check(page, label="console audit trail")
+
+        nav("Policy")
+        assert page.get_by_text("In force", exact=True).is_visible()
+        axe_check(page, label="console policy")
         screenshot(page, "console-policy")
+
+        # Korean, on a phone-sized screen.
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.get_by_label("Language").select_option("ko")
+        page.get_by_role("link", name="수탁사").click()
+        page.get_by_role("heading", name="수탁사", level=2).wait_for()
+        page.locator(".section-body").wait_for()
+        axe_check(page, label="console partners, Korean, phone")
+        screenshot(page, "console-partners-ko-phone")
+
+        # A member's password opens nothing here.
+        page.get_by_role("button", name="로그아웃").click()
+        page.get_by_label("언어").select_option("en")
+        page.get_by_label("User ID").fill("mira")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_label("One-time code").fill("123456")
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_text("This account is not an administrator.").wait_for()
+        assert page.locator("#console").is_hidden()
     assert errors == [], errors

@@ -92,8 +92,9 @@ onSubmit($("signin-form"), async (data) => {
   });
   const payload = result.login;
   if (payload.role !== "ADMIN") {
-    const error = new Error(t("signin.notAdmin"));
-    throw error;
+    // A member's password works here too: end that session at once and say why.
+    await call("mutation($t: String!) { logout(refreshToken: $t) }", { t: payload.refreshToken }).catch(() => null);
+    throw new Error(t("signin.notAdmin"));
   }
   session.set({ token: payload.accessToken, refreshToken: payload.refreshToken, role: payload.role });
   show();
