@@ -258,6 +258,28 @@ def test_receipts_are_verified_against_the_published_key_only(live: Site, browse
     ctx.close()
 
 
+def test_the_page_finds_the_optional_screens_the_schema_serves(live: Site, browser: Any) -> None:
+    """The v2 screens appear exactly when their fields are served (checked by introspection
+    here; the page probes by validation, which works with introspection off)."""
+    names = ["Mutation.verifyEmail", "Mutation.requestPasswordReset", "Mutation.resetPassword",
+             "Mutation.resendEmailVerification", "Mutation.signOutEverywhere",
+             "Mutation.revokeSession", "Mutation.objectToPartner", "WithdrawalReceipt.receipt",
+             "Member.emailVerified", "Member.pendingEmail", "Member.sessions",
+             "Member.upcomingDisclosures", "Disclosure.deletionDueAt",
+             "Disclosure.deletionConfirmedAt", "Mutation.changePassword",
+             "Mutation.beginPasskeyRegistration", "Mutation.finishPasskeyRegistration",
+             "Mutation.removePasskey", "Mutation.beginPasskeyLogin", "Mutation.finishPasskeyLogin",
+             "Member.passkeys"]
+    served = sorted(n for n in names if live.serves(*n.split(".")))
+    ctx = _context(browser)
+    page = ctx.new_page()
+    page.goto(f"{live.url}/account/")
+    page.get_by_role("heading", name="Create an account").wait_for()
+    found = page.evaluate("import('/static/account/caps.js').then(async (m) => [...await m.probe()])")
+    assert sorted(found) == served
+    ctx.close()
+
+
 def test_pages_carry_the_strict_csp_and_the_api_keeps_its_own(live: Site) -> None:
     for path in ("/account/", "/account/verify-email", "/notices", "/static/common/api.js",
                  "/static/account/app.js", "/static/common/style.css"):

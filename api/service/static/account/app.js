@@ -8,6 +8,7 @@ import { addStrings, apply, lang, languageSwitch, onLangChange, t } from "/stati
 import { probe } from "./caps.js";
 import { decode, verifyReceipt } from "./receipts.js";
 import { EN, KO } from "./strings.js";
+import * as passkeys from "./webauthn.js";
 
 addStrings("en", EN);
 addStrings("ko", KO);
@@ -102,6 +103,20 @@ async function renderSignedOut() {
       await show(renderCenter);
     });
   });
+
+  if (caps.has("Mutation.beginPasskeyLogin") && passkeys.supported()) {
+    signIn.append(h("button", { type: "button", class: "secondary", onclick: () => submitting(signIn, async () => {
+      const userId = values(signIn).userId || null;
+      const options = (await gqlData(`mutation($u: String) { beginPasskeyLogin(userId: $u) }`, { u: userId },
+        { token: null })).beginPasskeyLogin;
+      const credential = await passkeys.get(options);
+      const data = await gqlData(`mutation($c: JSON!) { finishPasskeyLogin(credential: $c) {
+        accessToken refreshToken role } }`, { c: credential }, { token: null });
+      const p = data.finishPasskeyLogin;
+      session.set({ token: p.accessToken, refreshToken: p.refreshToken, role: p.role });
+      await show(renderCenter);
+    }) }, t("signin.passkey")));
+  }
 
   const agreeId = "agree-required";
   const agree = h("div", { class: "field" },
@@ -212,6 +227,7 @@ function meQuery() {
     caps.has("Member.emailVerified") ? "emailVerified" : "",
     caps.has("Member.pendingEmail") ? "pendingEmail" : "",
     caps.has("Member.sessions") ? "sessions { id createdAt lastUsedAt userAgent current }" : "",
+    caps.has("Member.passkeys") ? "passkeys { id name createdAt lastUsedAt }" : "",
     caps.has("Member.upcomingDisclosures")
       ? "upcomingDisclosures { partnerId partner fields legalBasis effectiveAt objected }" : "",
   ].join(" ");
@@ -255,6 +271,8 @@ async function renderCenter() {
     inaccuracySection(),
     exportSection(me),
     sessionsSection(me),
+    passkeysSection(me),
+    passwordSection(),
     withdrawSection(),
   ].filter(Boolean);
   const contents = h("nav", { class: "contents", "aria-label": t("center.contents") },
@@ -499,6 +517,58 @@ function sessionsSection(me) {
   return section("sessions", "sessions.title",
     table(t("sessions.title"),
       [t("sessions.device"), t("disclosures.when"), t("sessions.lastUsed"), t("sessions.action")], rows));
+}
+
+function passkeysSection(me) {
+  if (!caps.has("Member.passkeys")) return null;
+  const rows = me.passkeys.map((k) => [k.name, when(k.createdAt, lang()), when(k.lastUsedAt, lang()) || "—",
+    caps.has("Mutation.removePasskey")
+      ? h("button", { type: "button", class: "secondary", "aria-label": t("passkeys.removeNamed", { name: k.name }),
+        onclick: async () => {
+          await gqlData(`mutation($i: ID!) { removePasskey(id: $i) }`, { i: k.id });
+          await show(renderCenter);
+        } }, t("passkeys.remove")) : ""]);
+  const form = h("form", { novalidate: true },
+    input("name", "passkeys.name", { tagged: false }),
+    formError(),
+    h("button", { type: "submit", class: "secondary" }, t("passkeys.add")));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    submitting(form, async () => {
+      const options = (await gqlData("mutation { beginPasskeyRegistration }")).beginPasskeyRegistration;
+      const credential = await passkeys.create(options);
+      await gqlData(`mutation($c: JSON!, $n: String) { finishPasskeyRegistration(credential: $c, name: $n) { id } }`,
+        { c: credential, n: values(form).name || null });
+      await show(renderCenter);
+      say(t("passkeys.added"));
+    });
+  });
+  const canAdd = caps.has("Mutation.beginPasskeyRegistration") && passkeys.supported();
+  return section("passkeys", "passkeys.title",
+    rows.length ? table(t("passkeys.title"),
+      [t("passkeys.name"), t("disclosures.when"), t("sessions.lastUsed"), t("sessions.action")], rows)
+      : h("p", {}, t("passkeys.none")),
+    canAdd ? form : null);
+}
+
+function passwordSection() {
+  if (!caps.has("Mutation.changePassword")) return null;
+  const form = h("form", { novalidate: true },
+    input("currentPassword", "password.current", { type: "password", tagged: false, autocomplete: "current-password" }),
+    input("newPassword", "reset.newPassword", { type: "password", tagged: false, autocomplete: "new-password" }),
+    formError(),
+    h("button", { type: "submit" }, t("password.submit")));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    submitting(form, async () => {
+      const v = values(form);
+      await gqlData(`mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) }`,
+        { c: v.currentPassword, n: v.newPassword });
+      form.reset();
+      say(t("password.changed"));
+    });
+  });
+  return section("password", "password.title", form);
 }
 
 function withdrawSection() {

@@ -15,11 +15,18 @@ mutation probeMutations {
   revokeSession(id: "-")
   objectToPartner(partnerId: "-") { partnerId }
   withdrawMembership(password: "-") { receipt }
+  changePassword(currentPassword: "-", newPassword: "-")
+  beginPasskeyRegistration
+  finishPasskeyRegistration(credential: {}) { id }
+  removePasskey(id: "-")
+  beginPasskeyLogin
+  finishPasskeyLogin(credential: {}) { accessToken }
 }
 query probeMember {
   me {
     emailVerified pendingEmail
     sessions { id }
+    passkeys { id }
     upcomingDisclosures { partnerId }
     disclosures { deletionDueAt deletionConfirmedAt }
   }
@@ -30,7 +37,9 @@ const NAMES = [
   "Mutation.resendEmailVerification", "Mutation.signOutEverywhere", "Mutation.revokeSession",
   "Mutation.objectToPartner", "WithdrawalReceipt.receipt", "Member.emailVerified",
   "Member.pendingEmail", "Member.sessions", "Member.upcomingDisclosures",
-  "Disclosure.deletionDueAt", "Disclosure.deletionConfirmedAt",
+  "Disclosure.deletionDueAt", "Disclosure.deletionConfirmedAt", "Mutation.changePassword",
+  "Mutation.beginPasskeyRegistration", "Mutation.finishPasskeyRegistration", "Mutation.removePasskey",
+  "Mutation.beginPasskeyLogin", "Mutation.finishPasskeyLogin", "Member.passkeys",
 ];
 
 /** Resolves to a Set of the "Type.field" names served. */
@@ -51,8 +60,10 @@ export async function probe() {
   const missing = new Set();
   for (const error of body.errors || []) {
     const match = /Cannot query field ['"](\w+)['"] on type ['"](\w+)['"]/.exec(error.message || "");
-    if (!match) return new Set(); // refused for another reason: assume nothing optional
-    missing.add(`${match[2]}.${match[1]}`);
+    if (match) missing.add(`${match[2]}.${match[1]}`);
+    // A validation error about a served field's arguments still means the field is served; a
+    // refusal of the request itself (no location in the document) tells nothing: assume none.
+    else if (!error.locations) return new Set();
   }
   return new Set(NAMES.filter((name) => !missing.has(name)));
 }
