@@ -66,8 +66,11 @@ SITE_PAGE = """<!doctype html>
 """
 SITE_FILES = {
     "/site.js": "window.consentryEvents = [];\n"
+                "window.consentryReady = [];\n"
                 "window.addEventListener('consentry:change', function (e) {\n"
-                "  window.consentryEvents.push(e.detail);\n});\n",
+                "  window.consentryEvents.push(e.detail);\n});\n"
+                "window.addEventListener('consentry:ready', function (e) {\n"
+                "  window.consentryReady.push(e.detail);\n});\n",
     "/analytics.js": "window.analyticsRuns = (window.analyticsRuns || 0) + 1;\n",
     "/marketing.js": "window.marketingRuns = (window.marketingRuns || 0) + 1;\n",
 }
@@ -181,12 +184,18 @@ def test_banner_on_another_origin_gates_tagged_scripts_until_consent(tmp_path):
         page.wait_for_function("() => window.analyticsRuns === 1")
         assert page.evaluate("window.marketingRuns") is None
         assert banner.is_hidden()
+        assert page.evaluate("window.consentryEvents") == []  # nothing changed: no change event
+        assert [e["analytics"] for e in page.evaluate("window.consentryReady")] == [True]
 
         # The site's own "Cookie settings" button reopens it; a change applies and is recorded.
         page.get_by_role("button", name="Cookie settings").click()
         banner.wait_for()
+        assert page.evaluate("document.activeElement.textContent") == "Accept all"
         banner.get_by_role("button", name="Accept all").click()
         page.wait_for_function("() => window.marketingRuns === 1")
+        assert page.evaluate("document.activeElement.textContent") == "Cookie settings"
+        assert page.evaluate("window.analyticsRuns") == 1  # a script runs once, never twice
+        assert [e["marketing"] for e in page.evaluate("window.consentryEvents")] == [True]
         page.evaluate("window.consentry.saved()")
         body = httpx.post(f"{api}/graphql", json={"query": READ, "variables": {"d": device}}).json()
         assert body["data"]["cookiePreferences"]["marketing"] is True

@@ -15,7 +15,8 @@
  *   <script type="text/plain" data-consent="analytics" src="..."></script>
  * are cloned into real scripts only once their categories (space or comma separated) are
  * allowed. API: window.consentry.allowed(category), .choice(), .open(), .set({analytics, ...});
- * every change dispatches "consentry:change" on window with the choice as event.detail.
+ * every change dispatches "consentry:change" on window with the choice as event.detail, and
+ * a page that opens with a known choice gets "consentry:ready" (same detail) once.
  * Elements with a data-consentry-open attribute reopen the banner when clicked.
  * Styles come from a stylesheet on the API origin (banner/consent.css): no inline styles.
  */
@@ -184,14 +185,14 @@
     });
   }
 
-  function announce() {
+  function announce(name) {
     var detail = snapshot();
     var event;
     try {
-      event = new CustomEvent("consentry:change", { detail: detail });
+      event = new CustomEvent(name || "consentry:change", { detail: detail });
     } catch (_) {
       event = document.createEvent("CustomEvent");
-      event.initCustomEvent("consentry:change", false, false, detail);
+      event.initCustomEvent(name || "consentry:change", false, false, detail);
     }
     window.dispatchEvent(event);
   }
@@ -200,11 +201,11 @@
       marketing: choice.marketing, at: choice.at } : null;
   }
 
-  function apply(next, quiet) {
+  function apply(next, eventName) {
     choice = normalise(next);
     save(CHOICE_KEY, COOKIE_CHOICE, JSON.stringify(snapshot()));
     activate();
-    if (!quiet) announce();
+    announce(eventName);
   }
 
   // --- the banner
@@ -280,7 +281,8 @@
     return root;
   }
 
-  function show() {
+  var opener = null;
+  function show(fromVisitor) {
     if (!document.body) return;
     if (!banner) {
       banner = build();
@@ -291,11 +293,19 @@
     });
     banner.setAttribute("data-open", "1");
     if (styled) banner.hidden = false;
+    if (fromVisitor === true) {
+      // Opened on request (not on arrival): take focus, give it back when done.
+      opener = document.activeElement;
+      var first = banner.querySelector("button:not([hidden])");
+      if (first) first.focus();
+    }
   }
   function hide() {
     if (!banner) return;
     banner.setAttribute("data-open", "0");
     banner.hidden = true;
+    if (opener && opener.focus && document.contains(opener)) opener.focus();
+    opener = null;
   }
 
   var pending = null;
@@ -320,22 +330,26 @@
     activate();
     document.addEventListener("click", function (event) {
       var target = event.target && event.target.closest ? event.target.closest("[data-consentry-open]") : null;
-      if (target) { event.preventDefault(); show(); }
+      if (target) { event.preventDefault(); show(true); }
+    });
+    document.addEventListener("keydown", function (event) {
+      // Escape closes a reopened banner; on first arrival a choice is still needed.
+      if (event.key === "Escape" && choice && banner && !banner.hidden) hide();
     });
     if (window.MutationObserver) {
       new MutationObserver(function () { activate(); }).observe(document.documentElement, { childList: true, subtree: true });
     }
     if (choice) {
-      announce();
+      announce("consentry:ready");
       return;
     }
     var known = load(DEVICE_KEY, COOKIE_DEVICE);
     if (!known) { show(); return; }
     // A device id without a local choice (storage cleared in part): ask the API.
     gql(READ, { d: known }).then(function (data) {
-      if (data.cookiePreferences) apply(data.cookiePreferences);
+      if (data.cookiePreferences) apply(data.cookiePreferences, "consentry:ready");
       else show();
-    }, show);
+    }, function () { show(); });
   }
 
   window.consentry = {
@@ -345,7 +359,7 @@
     allowed: allowed,
     choice: snapshot,
     deviceId: deviceId,
-    open: show,
+    open: function () { show(true); },
     close: hide,
     /** Record a choice from the site's own controls; resolves once the API has it. */
     set: function (next) { return record(normalise(next) || {}); },

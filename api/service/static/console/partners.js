@@ -6,7 +6,7 @@ import { h } from "../common/dom.js";
 import { t } from "../common/i18n.js";
 import * as loop from "./partner_loop.js";
 import {
-  FIELDS, call, date, effectiveFrom, field, fieldList, fieldPicker, limitPicker, nextId,
+  call, date, effectiveFrom, field, fieldList, fieldPicker, limitPicker, nextId,
   noticeDateField, onSubmit, picked, select, status,
 } from "./util.js";
 
@@ -232,4 +232,3 @@ async function render(container, message = "") {
 }
 
 export default { id: "partners", titleKey: "nav.partners", render: (c) => render(c) };
-export { FIELDS };
