@@ -1,7 +1,8 @@
 """Admin reads of members: keyset-paginated lists and single reads, each one audited.
 
 Every read that shows an admin personal data leaves one audit entry naming the members read, by
-id only (no personal values in the trail): ``read`` per member, ``admin_page`` per page.
+id only (no personal values in the trail): ``read`` and ``find`` per member, ``admin_page`` per
+page. ``page`` itself is not audited: it serves ``admin_page`` (and the bench's reference).
 """
 
 from __future__ import annotations
