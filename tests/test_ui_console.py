@@ -159,7 +159,16 @@ def test_console_sign_in_announce_partner_and_issue_credentials(tmp_path):
             "Address").check()
         form.get_by_role("group", name="Optional fields (only with the member's consent)"
                          ).get_by_label("Phone").check()
-        screenshot(page.locator("#announce").page, "console-announce-form")
+        # A date inside the notice period (typed past the picker's min) is refused by the API,
+        # and the refusal appears next to the date.
+        date_input.fill("2026-12-02")
+        form.get_by_role("button", name="Announce partner").click()
+        refusal = form.locator(".field-error")
+        refusal.wait_for()
+        assert "no sooner than 30 days" in refusal.inner_text()
+        assert date_input.get_attribute("aria-invalid") == "true"
+        date_input.fill(earliest)
+        screenshot(page, "console-announce-form")
         axe_check(page, label="console partners with the announce form")
         form.get_by_role("button", name="Announce partner").click()
         page.get_by_text("ShipFast Logistics announced; takes effect").wait_for()

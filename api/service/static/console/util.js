@@ -82,11 +82,12 @@ export function earliestDate(now = new Date()) {
   return localDate(new Date(now.getTime() + NOTICE_DAYS * 86400000 + 60000));
 }
 
-/** A date input's value as an ISO instant no sooner than 30 days from now: the earliest day
- * keeps today's time (plus a margin), later days start at local midnight. */
+/** A date input's value as an ISO instant: the earliest allowed day keeps today's time (plus a
+ * margin, so it is still 30 days on when it arrives), other days start at local midnight (an
+ * earlier day is sent as it is, and the API refuses it next to the field). */
 export function effectiveFrom(value, now = new Date()) {
   if (!value) return null;
-  if (value <= earliestDate(now)) return new Date(now.getTime() + NOTICE_DAYS * 86400000 + 300000).toISOString();
+  if (value === earliestDate(now)) return new Date(now.getTime() + NOTICE_DAYS * 86400000 + 300000).toISOString();
   const [y, m, d] = value.split("-").map(Number);
   return new Date(y, m - 1, d).toISOString();
 }
