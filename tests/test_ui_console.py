@@ -136,6 +136,11 @@ def test_console_sign_in_announce_partner_and_issue_credentials(tmp_path):
 
         _sign_in(page, url, "head-nurse", totp)
         assert page.get_by_text("No partners yet.").is_visible()
+        # Screens of capabilities not served yet stay out of the way, and appear once served.
+        import httpx
+        record_served = "errors" not in httpx.post(f"{url}/graphql", json={
+            "query": "{ processingRecord @skip(if: true) }"}).json()
+        assert page.get_by_role("link", name="Processing record").count() == int(record_served)
 
         # Announce: adapters come from the API, the secret setting is masked, the date has a floor.
         form = page.locator("#announce-form")
@@ -195,7 +200,6 @@ def test_console_sign_in_announce_partner_and_issue_credentials(tmp_path):
         assert client_secret not in page.content()
 
         # The partner can use the credentials; revoking them ends that.
-        import httpx
         token = httpx.post(f"{url}/oauth/token", data={
             "grant_type": "client_credentials", "client_id": client_id,
             "client_secret": client_secret})

@@ -14,10 +14,13 @@ import members from "./members.js";
 import delivery from "./delivery.js";
 import audit from "./audit.js";
 import policy from "./policy.js";
+import record from "./record.js";
 
 for (const [language, dict] of Object.entries(STRINGS)) addStrings(language, dict);
 
-const SECTIONS = [partners, requests, members, delivery, audit, policy];
+// Sections with `available()` show only when the API serves what they need.
+const ALL_SECTIONS = [partners, requests, members, delivery, audit, policy, record];
+let SECTIONS = ALL_SECTIONS.filter((s) => !s.available);
 const LOGIN = `mutation($u: String!, $p: String!, $otp: String) {
   login(userId: $u, password: $p, otp: $otp) { accessToken refreshToken role } }`;
 
@@ -72,12 +75,18 @@ async function open(id) {
   }
 }
 
-function show() {
+async function sections() {
+  const shown = await Promise.all(ALL_SECTIONS.map((s) => (s.available ? s.available() : true)));
+  SECTIONS = ALL_SECTIONS.filter((_, i) => shown[i]);
+}
+
+async function show() {
   const inside = signedIn();
   $("signin").hidden = inside;
   $("console").hidden = !inside;
   $("console-nav").hidden = !inside;
   if (inside) {
+    await sections();
     open(location.hash.slice(1));
   } else {
     $("console").replaceChildren();

@@ -18,7 +18,7 @@ const probes = new Map();
 
 /** True when the API knows `selection` (validation is static, so a selection under
  * @skip(if: true) is checked but never run: no resolver, no audit entry). Asked once. */
-function serves(selection) {
+export function serves(selection) {
   if (!probes.has(selection)) {
     probes.set(selection, gql(`{ ${selection} }`)
       .then((body) => !(body.errors && body.errors.length)).catch(() => false));
