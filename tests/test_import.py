@@ -378,3 +378,13 @@ async def test_odd_values_are_rejected_by_line_not_crashed_on(rt, tmp_path):
     ]
     assert "Traceback" not in done.stderr
     assert await Member.all().count() == 0
+
+
+async def test_destroying_an_imported_member_leaves_no_import_row(rt, tmp_path):
+    from api.rights import erasure
+
+    assert _import(rt, _write(tmp_path, "members.jsonl", JSONL)).returncode == 0
+    cat = await _member(rt, "cat03")
+    await erasure.destroy(rt, cat.id, actor="test")
+    assert await ImportedMember.filter(member_id=cat.id).count() == 0
+    assert await ImportedMember.all().count() == 1  # dan04's row stays

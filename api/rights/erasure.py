@@ -39,6 +39,7 @@ from api.members import records as members
 from api.models.consent import ConsentEvent, CookieChoice
 from api.models.enums import DataRequestKind, DataRequestStatus, MemberStatus, OutboxStatus, PersonalField
 from api.models.member import Member, MemberKey
+from api.models.onboarding import ImportedMember
 from api.models.ops import HistoryPurge
 from api.models.partner import Disclosure, OutboxEvent, Purchase
 from api.models.rights import DataRequest, Notification
@@ -149,6 +150,7 @@ async def destroy(rt: Runtime, member_id: str, *, actor: str,
             await CookieChoice.filter(member_id=member_id).using_db(conn).update(member_id=None)
             await Purchase.filter(member_id=member_id).using_db(conn).delete()
             await Notification.filter(member_id=member_id).using_db(conn).delete()
+            await ImportedMember.filter(member_id=member_id).using_db(conn).delete()
             if not replay:
                 note_id = uuid.uuid4()
                 await Notification.create(
