@@ -233,3 +233,35 @@ async def test_a_dormant_copy_left_in_the_vault_is_shredded_and_tax_records_kept
                                         "vaultShredded": 1, "failed": 0, "malformed": 0}
     left = await RetainedRecord.filter(member_id=ghost).values_list("reason", flat=True)
     assert left == ["TAX"]
+
+
+def _production_keys(into: Path) -> dict[str, str]:
+    """Key files in the formats production reads (README "Configuration")."""
+    import base64
+    import secrets
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    into.mkdir()
+    kek = {"active": 1, "keys": {"1": base64.b64encode(secrets.token_bytes(32)).decode()}}
+    (into / "kek.json").write_text(json.dumps(kek))
+    (into / "signing.pem").write_bytes(Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    (into / "index.key").write_text(base64.b64encode(secrets.token_bytes(32)).decode())
+    return {"CONSENTRY_KEK_FILE": str(into / "kek.json"),
+            "CONSENTRY_SIGNING_KEY_FILE": str(into / "signing.pem"),
+            "CONSENTRY_INDEX_KEY_FILE": str(into / "index.key")}
+
+
+def test_production_refuses_to_start_without_a_writable_shred_log(deployment, tmp_path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    env = {**deployment, **_production_keys(tmp_path / "keys"), "CONSENTRY_ENV": "production",
+           "CONSENTRY_SHRED_LOG": str(blocker / "shred.log")}
+    for args in (["serve", "--port", "1"], ["worker"], ["jobs", "run", "--only", "history_purge"]):
+        done = subprocess.run([CONSENTRY, *args], env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 1, (args, done.stderr)
+        assert "shred log" in done.stderr and "Traceback" not in done.stderr, done.stderr

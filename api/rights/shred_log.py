@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-__all__ = ["Entries", "append", "read"]
+__all__ = ["Entries", "append", "ensure", "read"]
 
 
 @dataclass
@@ -32,13 +32,20 @@ class Entries:
     malformed: int = 0
 
 
+def ensure(path: Path) -> None:
+    """Create the log if missing and prove it writable, before a process can destroy anyone
+    (``consentry serve``, ``worker`` and ``jobs run`` call it at start)."""
+    _append(path, b"")
+
+
 def _append(path: Path, line: bytes) -> None:
     created = not path.exists()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
-        os.write(fd, line)
-        os.fsync(fd)
+        if line:
+            os.write(fd, line)
+            os.fsync(fd)
     finally:
         os.close(fd)
     if created:  # the new directory entry must survive a crash too

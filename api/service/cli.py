@@ -23,6 +23,22 @@ def _runtime() -> Runtime:
     return build_runtime(clock=clock_from_env())
 
 
+def _check_shred_log(rt: Runtime) -> None:
+    """Destructions are appended to the shred log: a process that cannot write it must not
+    start in production (found at start, not at the first withdrawal)."""
+    from api.rights.shred_log import ensure
+
+    path = rt.settings.shred_log_path
+    try:
+        ensure(path)
+    except OSError as exc:
+        message = (f"the shred log {path} is not writable ({type(exc).__name__}); set "
+                   "CONSENTRY_SHRED_LOG or mount the data directory writable")
+        if rt.settings.production:
+            raise SystemExit(f"error: {message}") from None
+        logging.getLogger("consentry.shred").warning("%s", message)
+
+
 async def _with_db(rt: Any, fn: Callable[[], Awaitable[int]]) -> int:
     from api.platform.db import close_db, init_db
 
@@ -41,6 +57,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from api.service.http_guard import MAX_HEADER_BYTES, bounded_http_protocol
 
     rt = _runtime()
+    _check_shred_log(rt)
     asyncio.run(migrate(rt.settings))
     app = create_app(rt)
     # Request heads are capped while they are read: httptools has no limit of its own, so its
@@ -121,6 +138,7 @@ def cmd_jobs_run(args: argparse.Namespace) -> int:
               f"{', '.join(job.name for job in JOBS)}", file=sys.stderr)
         return 2
     rt = _runtime()
+    _check_shred_log(rt)
     asyncio.run(migrate(rt.settings))
 
     async def go() -> int:
@@ -160,6 +178,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         print("error: --metrics-port needs CONSENTRY_METRICS_TOKEN (the scraper's bearer token)",
               file=sys.stderr)
         return 2
+    _check_shred_log(rt)
     asyncio.run(migrate(rt.settings))
 
     async def go() -> int:
