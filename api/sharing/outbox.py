@@ -4,7 +4,7 @@ Call :func:`enqueue` inside the same transaction as the change that caused the e
 member part of the payload is encrypted under the member's data key (so destroying the
 member destroys undelivered payloads too); non-personal metadata needed to record the
 disclosure after delivery (field names, purpose, legal basis) is kept in ``payload_plain``.
-Delivery (the read side, retries, dead letters) lives in ``api/delivery.py``.
+Delivery (the read side: claims, retries, dead letters) is ``api/sharing/queue.py``.
 
 Event shape delivered to adapters (contract README, "Sharing rules"):
 ``{"id", "type", "partner", "at", "member": {"ref", <granted fields by GraphQL name>}}``

@@ -279,10 +279,11 @@ async def bring_changes_into_force(rt: Runtime) -> dict[str, int]:
 
 
 async def catch_up(rt: Runtime) -> dict[str, int] | str:
-    """The safety net behind the after-commit hooks: every member granted now whose partner
-    was never sent a ``member.shared`` gets one (a hook that never ran, a restriction lifted by
-    an admin, a dormant member back). A full scan, so a long-running worker does it at most
-    every ``CATCH_UP_EVERY``; each ``consentry jobs run`` process does it once."""
+    """The safety net behind the after-commit subscribers: every member granted now whose
+    partner was never sent a ``member.shared`` gets one (a subscriber that never ran, a
+    restriction lifted by an admin, a dormant member back). A full scan, so a long-running
+    worker does it at most every ``CATCH_UP_EVERY``; each ``consentry jobs run`` process does
+    it once."""
     now = rt.now()
     last = rt.extras.get(_CAUGHT_UP)
     if last is not None and now - last < CATCH_UP_EVERY:
