@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 __all__ = ["Settings"]
 
@@ -92,6 +93,10 @@ class Settings:
     # (json | text; "" = json in production, text elsewhere).
     metrics_token: str = field(default="", repr=False)
     log_format: str = ""
+    # Where members reach the service (mail links; the WebAuthn origin), and the WebAuthn
+    # relying-party id ("" = the host of public_url).
+    public_url: str = "http://localhost:8000"
+    webauthn_rp_id: str = ""
 
     @property
     def production(self) -> bool:
@@ -115,6 +120,15 @@ class Settings:
     def webhook_private_allowed(self) -> bool:
         return (not self.production if self.webhook_allow_private is None
                 else self.webhook_allow_private)
+
+    @property
+    def webauthn_origin(self) -> str:
+        parts = urlsplit(self.public_url)
+        return f"{parts.scheme}://{parts.netloc}".lower()  # as browsers serialise it
+
+    @property
+    def webauthn_rp(self) -> str:
+        return self.webauthn_rp_id or (urlsplit(self.public_url).hostname or "localhost")
 
     @property
     def main_url(self) -> str:
@@ -166,6 +180,8 @@ class Settings:
             shred_log=_env("SHRED_LOG", ""),
             metrics_token=_env("METRICS_TOKEN", ""),
             log_format=_env("LOG_FORMAT", "").strip().lower(),
+            public_url=_env("PUBLIC_URL", "http://localhost:8000"),
+            webauthn_rp_id=_env("WEBAUTHN_RP_ID", ""),
         )
         values.update(overrides)
         return cls(**values)
