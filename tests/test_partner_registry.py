@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 
 from api.models.partner import Partner
 from api.models.rights import Notification
+from api.platform.jobs import run_all
+from api.service.composition import JOBS
 from tests.conftest import error_code, register_member
 from tests.helpers_partners import (
     ANNOUNCE,
@@ -177,9 +179,11 @@ async def test_unknown_partner_is_not_found(gql, admin):
         assert error_code(body) == "NOT_FOUND"
 
 
-async def test_members_are_notified_and_a_partner_purpose_is_registered(gql, admin, member,
+async def test_members_are_notified_and_a_partner_purpose_is_registered(rt, gql, admin, member,
                                                                         other_member, tmp_path):
     pid = await announce(gql, admin, directory=tmp_path)
+    assert (await run_all(rt, JOBS, ["announcements"]))["announcements"] == {
+        "announcements": 1, "notified": 2}
     notes = await Notification.filter(kind="partner.changed").values_list("member_id", flat=True)
     assert sorted(str(n) for n in notes) == sorted([member.id, other_member.id])
     purposes = (await gql("{ purposes { name legalBasis } }"))["data"]["purposes"]

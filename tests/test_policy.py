@@ -80,14 +80,18 @@ async def test_jobs_run_records_the_change_once(gql, admin, clock, rt):
     assert [e.subject for e in entries] == ["policy:2.0"]
 
 
-async def test_announce_notifies_every_member_durably(gql, admin, member, other_member, clock):
+async def test_announce_notifies_every_member_durably(rt, gql, admin, member, other_member,
+                                                      clock):
     await gql(ANNOUNCE, {"v": "2.0", "t": "Version two",
                          "at": iso(clock.now() + timedelta(days=31))}, token=admin.token)
+    assert await Notification.filter(kind="policy.announced").count() == 0  # the job writes them
+    assert (await run_all(rt, JOBS, ["announcements"]))["announcements"] == {
+        "announcements": 1, "notified": 2}
     notes = await Notification.filter(kind="policy.announced")
     assert sorted(str(n.member_id) for n in notes) == sorted([member.id, other_member.id])
     assert all(n.status == "PENDING" and "2.0" in n.body for n in notes)
     entry = await AuditEntry.get(action="policy.announce")
-    assert entry.subject == "policy:2.0" and entry.detail["notified"] == 2
+    assert entry.subject == "policy:2.0" and "announcement" in entry.detail
 
 
 async def test_duplicate_version_is_a_conflict(gql, admin, clock):

@@ -103,7 +103,8 @@ async def announce(rt: Runtime, actor: str, version: str, text: str,
                    effective_at: datetime) -> PolicyView:
     """Announce a new version; refused unless it takes effect at least 30 days from now.
 
-    Every reachable member gets a ``policy.announced`` notification in the same transaction.
+    The ``policy.announced`` message to every reachable member is recorded in the same
+    transaction (one row); the ``announcements`` job writes the notifications.
     """
     version, text, effective_at = _clean(version, text, effective_at)
     now = rt.now()
@@ -121,14 +122,15 @@ async def announce(rt: Runtime, actor: str, version: str, text: str,
         async with in_transaction("default") as conn:
             row = await PolicyVersion.create(version=version, text=text, announced_at=now,
                                              effective_at=effective_at, using_db=conn)
-            notified = await notifications.notify_all_members(
+            announcement = await notifications.announce_to_members(
                 rt, conn, kind="policy.announced",
                 subject=f"Our privacy policy changes on {effective_at.date().isoformat()}",
                 body=(f"Version {version} of the privacy policy and terms of use takes effect "
                       f"on {effective_at.isoformat()}. You can read it now; you may withdraw "
                       "any consent at any time."))
             await audit.record(rt, actor, "policy.announce", f"policy:{version}",
-                               {"effectiveAt": effective_at.isoformat(), "notified": notified},
+                               {"effectiveAt": effective_at.isoformat(),
+                                "announcement": announcement},
                                using=conn)
     except IntegrityError:
         raise Conflict(f"policy version {version} already exists") from None

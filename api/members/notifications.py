@@ -10,12 +10,11 @@ import uuid
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from api.models.enums import MemberStatus
-from api.models.member import Member
+from api.models.announcements import Announcement
 from api.models.rights import Notification
 from api.platform.runtime import Runtime
 
-__all__ = ["notify", "notify_all_members", "recipient_label", "KINDS"]
+__all__ = ["notify", "announce_to_members", "recipient_label", "KINDS"]
 
 KINDS = ("policy.announced", "partner.changed", "dormancy.notice", "membership.withdrawn",
          "correction.completed", "data_request.due")
@@ -37,15 +36,12 @@ async def notify(rt: Runtime, conn: BaseDBAsyncClient | None, *, member_id: str 
     return str(note_id)
 
 
-async def notify_all_members(rt: Runtime, conn: BaseDBAsyncClient | None, *, kind: str,
-                             subject: str, body: str) -> int:
-    """One notification per reachable member (active, restricted or dormant), in bulk."""
-    now = rt.now()
-    ids = await Member.exclude(status=MemberStatus.WITHDRAWN).using_db(conn).values_list(
-        "id", flat=True)
-    rows = [Notification(id=uuid.uuid4(), member_id=mid, kind=kind, subject=subject, body=body,
-                         status="PENDING", attempts=0, next_attempt_at=now, created_at=now)
-            for mid in ids]
-    if rows:
-        await Notification.bulk_create(rows, batch_size=500, using_db=conn)
-    return len(rows)
+async def announce_to_members(rt: Runtime, conn: BaseDBAsyncClient | None, *, kind: str,
+                              subject: str, body: str) -> str:
+    """Record one message for every reachable member (active, restricted or dormant) and
+    return its id: one row, whatever the member count. The ``announcements`` job
+    (``api/members/announcements.py``) writes the notifications in batches."""
+    announcement_id = uuid.uuid4()
+    await Announcement.create(id=announcement_id, kind=kind, subject=subject, body=body,
+                              created_at=rt.now(), using_db=conn)
+    return str(announcement_id)

@@ -11,5 +11,6 @@ MAIN_MODULES = [
     "api.models.ops",
     "api.models.article5",
     "api.models.onboarding",
+    "api.models.announcements",
 ]
 VAULT_MODULES = ["api.models.vault"]

@@ -17,7 +17,7 @@ from api.consent import policy
 from api.consent.events import ConsentChanged
 from api.core.clock import Clock, SystemClock
 from api.core.settings import Settings
-from api.members import dormancy, mail
+from api.members import announcements, dormancy, mail
 from api.members.events import ProfileChanged
 from api.platform.events import EventBus, Subscriber
 from api.platform.jobs import Job
@@ -47,6 +47,7 @@ JOBS: tuple[Job, ...] = (
     Job("request_deadlines", retention.request_deadlines),
     Job("history_purge", erasure.history_purge),
     Job("legal_disclosure_reviews", legal_disclosure.reviews),
+    Job("announcements", announcements.fan_out),
     Job("send_mail", mail.send_mail, exclusive=False),
     Job("deliver_outbox", queue.deliver_outbox, exclusive=False),
 )

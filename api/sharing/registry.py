@@ -245,7 +245,7 @@ async def _notify(rt: Runtime, conn: BaseDBAsyncClient, partner_name: str,
              PartnerChangeKind.FIELDS_WIDENED: "will receive more of your data",
              PartnerChangeKind.FIELDS_NARROWED: "now receives less of your data",
              PartnerChangeKind.RETIRED: "no longer receives your data"}[kind]
-    await notifications.notify_all_members(
+    await notifications.announce_to_members(
         rt, conn, kind="partner.changed", subject=f"Outsourcing partner change: {partner_name}",
         body=(f"Our outsourcing partner {partner_name} {words} from "
               f"{effective_at.date().isoformat()}. See the partner list for details."))
