@@ -265,3 +265,17 @@ def test_production_refuses_to_start_without_a_writable_shred_log(deployment, tm
                               timeout=120)
         assert done.returncode == 1, (args, done.stderr)
         assert "shred log" in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+async def test_a_dormant_member_whose_vault_copy_is_gone_is_still_removed(rt, member, tmp_path):
+    """Main restored from before the destruction, vault from after: the member row is DORMANT
+    and its vault record (its data and key) no longer exists. The remnant row must go too."""
+    from api.members.dormancy import make_dormant
+
+    assert await make_dormant(rt, member.id)
+    await RetainedRecord.filter(member_id=member.id).delete()
+    log = tmp_path / "shred.log"
+    log.write_text(json.dumps({"at": "2026-01-01T00:00:00+00:00", "member": member.id}) + "\n")
+    assert await reshred(rt, [log]) == {"logged": 1, "destroyed": 1, "absent": 0,
+                                        "vaultShredded": 0, "failed": 0, "malformed": 0}
+    assert not await Member.exists(id=member.id)

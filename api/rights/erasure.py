@@ -36,6 +36,7 @@ from tortoise.transactions import in_transaction
 from api.core.errors import NotFound, Unauthenticated
 from api.members import dormancy, liveness, notifications, sessions, throttle, vault
 from api.members import records as members
+from api.members.records import MemberView
 from api.models.consent import ConsentEvent, CookieChoice
 from api.models.enums import DataRequestKind, DataRequestStatus, MemberStatus, OutboxStatus, PersonalField
 from api.models.member import Member, MemberKey
@@ -46,6 +47,7 @@ from api.models.rights import DataRequest, Notification
 from api.platform import audit, db
 from api.platform.runtime import Runtime
 from api.rights import shred_log
+from api.security.envelope import DataKey
 from api.security.passwords import verify_password
 from api.security.sealed import seal
 from api.sharing import ledger
@@ -96,8 +98,15 @@ async def destroy(rt: Runtime, member_id: str, *, actor: str,
         raise NotFound("member not found")
     if member.status == MemberStatus.DORMANT:
         await dormancy.reactivate(rt, member_id, notify=False)
-    view = await members.get_view(rt, member_id)
-    key = await members.data_key(rt, member_id)
+    try:
+        view: MemberView | None = await members.get_view(rt, member_id)
+        key: DataKey | None = await members.data_key(rt, member_id)
+    except NotFound:
+        if not replay:
+            raise
+        # A remnant after a restore: a DORMANT row whose vault copy (data and key) is gone.
+        # Nothing of it can be read any more; its rows still go.
+        view = key = None
     now = rt.now()
 
     partners = await _latest_disclosures(member_id)
@@ -105,7 +114,7 @@ async def destroy(rt: Runtime, member_id: str, *, actor: str,
 
     retained_until: datetime | None = None
     record_id: str | None = None
-    if purchases:
+    if purchases and view is not None and key is not None:
         retained_until = vault.add_months(max(p.at for p in purchases), 12 * TAX_YEARS)
         data = {
             "format": "consentry.retained/v1",
@@ -151,7 +160,7 @@ async def destroy(rt: Runtime, member_id: str, *, actor: str,
             await Purchase.filter(member_id=member_id).using_db(conn).delete()
             await Notification.filter(member_id=member_id).using_db(conn).delete()
             await ImportedMember.filter(member_id=member_id).using_db(conn).delete()
-            if not replay:
+            if view is not None and not replay:
                 note_id = uuid.uuid4()
                 await Notification.create(
                     id=note_id, member_id=None, kind="membership.withdrawn",
