@@ -6,13 +6,16 @@ once; a crash mid-send retries after the lease (at least once). Failures back of
 exponentially (1, 2, 4... minutes, capped at 6 hours) and after ``mail_max_attempts`` the row is
 DEAD. The recipient address is decrypted only now: from the member's record, or from
 ``recipient_ct`` (sealed under the KEK) for a member already destroyed; ``recipient_ct`` is
-dropped as soon as the mail is sent or given up. Mail to a dormant member (address in the
-vault) is held, re-checked daily without counting attempts, and sent once they sign in again.
+dropped as soon as the mail is sent or given up. A run sends over up to ``CONCURRENCY``
+SMTP connections at once, each reused for a lane of mails (``_Relay``). Mail to a dormant
+member (address in the vault) is held, re-checked daily without counting attempts, and sent
+once they sign in again.
 Errors are logged by class only.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 from datetime import timedelta
@@ -30,11 +33,13 @@ from api.models.rights import Notification
 from api.platform.runtime import Runtime
 from api.security.sealed import open_sealed
 
-__all__ = ["send_pending", "send_mail", "backoff", "LEASE_SECONDS"]
+__all__ = ["send_pending", "send_mail", "backoff", "LEASE_SECONDS", "BATCH", "CONCURRENCY"]
 
 log = logging.getLogger("consentry.mailer")
 
 LEASE_SECONDS = 300
+BATCH = 2000  # mails per job run (the worker runs the jobs every second)
+CONCURRENCY = 8  # SMTP connections at once per worker
 PENDING, SENT, DEAD = "PENDING", "SENT", "DEAD"
 
 
@@ -78,24 +83,53 @@ def _message(rt: Runtime, row: Notification, to: str) -> EmailMessage:
     return msg
 
 
-async def _deliver(rt: Runtime, msg: EmailMessage) -> None:
+class _Relay:
+    """One SMTP connection, opened on first use and reused for the mails that follow (a
+    connection per mail capped throughput at a few dozen a second). After any failure it is
+    dropped, so the next mail starts on a fresh connection."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.smtp: aiosmtplib.SMTP | None = None
+
+    async def send(self, msg: EmailMessage) -> None:
+        if self.smtp is None:
+            self.smtp = await _connect(self.rt)
+        try:
+            await self.smtp.send_message(msg)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        smtp, self.smtp = self.smtp, None
+        if smtp is not None and smtp.is_connected:
+            try:
+                await smtp.quit()
+            except (aiosmtplib.SMTPException, OSError):
+                smtp.close()
+
+
+async def _connect(rt: Runtime) -> aiosmtplib.SMTP:
     s = rt.settings
     if s.smtp_tls not in ("none", "starttls", "tls"):
         raise ValueError("smtp_tls must be none, starttls or tls")
     # Certificates are always verified; a private relay's CA can be added with smtp_ca_file.
-    context = ssl.create_default_context(cafile=s.smtp_ca_file or None)
-    await aiosmtplib.send(
-        msg, hostname=s.smtp_host, port=s.smtp_port,
+    context = (ssl.create_default_context(cafile=s.smtp_ca_file or None)
+               if s.smtp_tls != "none" else None)
+    smtp = aiosmtplib.SMTP(
+        hostname=s.smtp_host, port=s.smtp_port,
         username=s.smtp_user or None, password=s.smtp_password or None,
         use_tls=s.smtp_tls == "tls", start_tls=s.smtp_tls == "starttls",
-        tls_context=context if s.smtp_tls != "none" else None,
-        timeout=s.mail_timeout_seconds)
+        tls_context=context, timeout=s.mail_timeout_seconds)
+    await smtp.connect()
+    return smtp
 
 
-async def _send_one(rt: Runtime, row: Notification) -> str:
+async def _send_one(rt: Runtime, row: Notification, relay: _Relay) -> str:
     try:
         to = await _recipient(rt, row)
-        await _deliver(rt, _message(rt, row, to))
+        await relay.send(_message(rt, row, to))
     except Held:
         await Notification.filter(id=row.id).update(next_attempt_at=rt.now() + HOLD,
                                                     last_error="Held")
@@ -117,20 +151,31 @@ async def _send_one(rt: Runtime, row: Notification) -> str:
     return SENT
 
 
-async def send_pending(rt: Runtime, limit: int = 100) -> dict[str, int]:
-    """Send what is due now; returns counts by outcome."""
+async def send_pending(rt: Runtime, limit: int = BATCH,
+                       concurrency: int = CONCURRENCY) -> dict[str, int]:
+    """Send what is due now, up to ``limit`` mails over at most ``concurrency`` connections
+    (one per lane, reused for the lane's mails); returns counts by outcome."""
     now = rt.now()
     ids = await (Notification.filter(status=PENDING, next_attempt_at__lte=now)
                  .order_by("next_attempt_at").limit(limit).values_list("id", flat=True))
     counts = {SENT: 0, "retry": 0, DEAD: 0, "held": 0}
-    for note_id in ids:
-        claimed = await Notification.filter(id=note_id, status=PENDING,
-                                            next_attempt_at__lte=now).update(
-            next_attempt_at=now + timedelta(seconds=LEASE_SECONDS))
-        if not claimed:
-            continue  # another worker has it
-        row = await Notification.get(id=note_id)
-        counts[await _send_one(rt, row)] += 1
+    due = iter(ids)  # shared by the lanes: each row is taken by one lane
+
+    async def lane() -> None:
+        relay = _Relay(rt)
+        try:
+            for note_id in due:
+                claimed = await Notification.filter(id=note_id, status=PENDING,
+                                                    next_attempt_at__lte=now).update(
+                    next_attempt_at=now + timedelta(seconds=LEASE_SECONDS))
+                if not claimed:
+                    continue  # another worker has it
+                row = await Notification.get(id=note_id)
+                counts[await _send_one(rt, row, relay)] += 1
+        finally:
+            await relay.close()
+
+    await asyncio.gather(*(lane() for _ in range(max(1, min(concurrency, len(ids))))))
     return counts
 
 
