@@ -304,10 +304,10 @@ def test_signing_in_keeps_no_token_in_local_storage(live: Site, browser: Any) ->
     form = page.locator("form", has=page.get_by_role("heading", name="Sign in"))
     form.get_by_label("User ID").fill("signin")
     form.get_by_label("Password").fill("wrong password entirely")
-    form.get_by_role("button", name="Sign in").click()
+    form.get_by_role("button", name="Sign in", exact=True).click()
     form.locator(".form-error").wait_for()
     form.get_by_label("Password").fill(PASSWORD)
-    form.get_by_role("button", name="Sign in").click()
+    form.get_by_role("button", name="Sign in", exact=True).click()
     page.get_by_text("Signed in as signin").wait_for()
     assert page.evaluate("localStorage.length") == 0
     stored = page.evaluate("JSON.parse(sessionStorage.getItem('consentry.session'))")
@@ -351,13 +351,74 @@ def test_verify_email_link_from_a_real_mail(live: Site, browser: Any) -> None:
     form.get_by_label(re.compile("^Agree: ")).check()
     form.get_by_role("button", name="Create account").click()
     page.get_by_text("Your email address is not verified yet.").wait_for()
-    live.run_jobs()
-    mails = live.smtp.to("mailme@example.org")
-    assert mails, "no verification mail"
-    body = mails[-1].get_payload(decode=True) if not mails[-1].is_multipart() else (
-        mails[-1].get_payload(0).get_payload(decode=True))
-    token = re.search(rb"token=([A-Za-z0-9_\-.~%]+)", body)
-    assert token, body
-    page.goto(f"{live.url}/account/verify-email?token={token.group(1).decode()}")
+    link = _mailed_link(live, "mailme@example.org", "verify-email")
+    page.goto(f"{live.url}{link}")
     page.get_by_text("Your email address is verified.").wait_for()
+    # Signed in still: the notice is gone once the page reads the member again.
+    page.locator("#consents").wait_for()
+    assert page.get_by_text("Your email address is not verified yet.").count() == 0
+    ctx.close()
+
+
+def _mailed_link(live: Site, address: str, action: str) -> str:
+    """Send the queued mail (the jobs) and return the path and query of the ``/account/<action>``
+    link in the latest mail to ``address``."""
+    live.run_jobs()
+    mails = live.smtp.to(address)
+    assert mails, f"no mail to {address}"
+    texts = [part.get_payload(decode=True).decode() for part in mails[-1].walk()
+             if part.get_content_type() == "text/plain"]
+    found = re.search(rf"/account/{action}\?token=[A-Za-z0-9_\-.~%]+", "\n".join(texts))
+    assert found, texts
+    return found.group(0)
+
+
+def test_forgotten_password_reset_through_a_real_mail(live: Site, browser: Any) -> None:
+    if not live.serves("Mutation", "resetPassword"):
+        pytest.skip("the accounts capability (resetPassword) is not served yet")
+    _register(live, "forgetful")
+    page_ctx = _context(browser)
+    page = page_ctx.new_page()
+    page.goto(f"{live.url}{_mailed_link(live, 'forgetful@example.org', 'verify-email')}")
+    page.get_by_text("Your email address is verified.").wait_for()
+    forgot = page.locator("form", has=page.get_by_role("heading", name="Forgot your password?"))
+    forgot.get_by_label("Email").fill("forgetful@example.org")
+    forgot.get_by_role("button", name="Send me a reset link").click()
+    page.get_by_text("If the address belongs to a verified account, a reset link is on its way.").wait_for()
+    page.goto(f"{live.url}{_mailed_link(live, 'forgetful@example.org', 'reset-password')}")
+    reset = page.locator("form", has=page.get_by_role("heading", name="Reset your password"))
+    axe_check(page, label="reset password")
+    reset.get_by_label("New password").fill("a brand new passphrase 77")
+    reset.get_by_role("button", name="Set the new password").click()
+    page.get_by_text("Your password was changed. Sign in with the new one.").wait_for()
+    assert page.url == f"{live.url}/account/"
+    signin = page.locator("form", has=page.get_by_role("heading", name="Sign in"))
+    signin.get_by_label("User ID").fill("forgetful")
+    signin.get_by_label("Password").fill("a brand new passphrase 77")
+    signin.get_by_role("button", name="Sign in", exact=True).click()
+    page.get_by_text("Signed in as forgetful").wait_for()
+    page_ctx.close()
+
+
+def test_sessions_and_sign_out_everywhere(live: Site, browser: Any) -> None:
+    if not live.serves("Mutation", "signOutEverywhere"):
+        pytest.skip("the accounts capability (signOutEverywhere) is not served yet")
+    other = _register(live, "everywhere")
+    ctx = _context(browser)
+    page = ctx.new_page()
+    page.goto(f"{live.url}/account/")
+    signin = page.locator("form", has=page.get_by_role("heading", name="Sign in"))
+    signin.get_by_label("User ID").fill("everywhere")
+    signin.get_by_label("Password").fill(PASSWORD)
+    signin.get_by_role("button", name="Sign in", exact=True).click()
+    rows = page.locator("#sessions tbody tr")
+    rows.nth(1).wait_for()
+    assert rows.count() == 2  # the registration's session and this one
+    assert page.locator("#sessions tbody tr", has_text="this device").count() == 1
+    axe_check(page, label="sessions")
+    page.get_by_role("button", name="Sign out everywhere").click()
+    page.get_by_role("heading", name="Sign in").wait_for()
+    refused = httpx.post(f"{live.url}/graphql", json={"query": "{ me { id } }"},
+                         headers={"authorization": f"Bearer {other['accessToken']}"}).json()
+    assert [e["extensions"]["code"] for e in refused["errors"]] == ["UNAUTHENTICATED"]
     ctx.close()
