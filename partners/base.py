@@ -6,7 +6,9 @@ config in ``validate_config`` (its shape) and ``check_config`` (what depends on 
 runs: the :class:`Deployment`, which Consentry sets, never the admin). It receives a
 :class:`PartnerEvent` whose ``member`` holds only the fields granted to this partner for this
 member now: the record is built from a class with exactly those slots, so reading any other
-field raises ``AttributeError`` (not ``None``).
+field raises ``AttributeError`` (not ``None``). Every event names the ``fields`` it concerns.
+Optional: ``confirm`` (the partner carried out deletion events) and ``pushes = False``
+(a pull-only partner: events wait for it in ``partnerEvents``; :class:`PullOnly`).
 Nothing in here reaches the ORM, a database session or a key.
 """
 
@@ -14,23 +16,32 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, ClassVar
 
 __all__ = [
     "PERSONAL_FIELDS",
+    "DELETION_EVENTS",
     "DeliveryError",
     "Deployment",
     "PartnerAdapter",
     "PartnerEvent",
+    "PullOnly",
     "SharedMember",
+    "VALUELESS_EVENTS",
 ]
 
 # Personal fields by their GraphQL names (the contract's PersonalField enum).
 PERSONAL_FIELDS = frozenset({"userId", "email", "fullName", "dateOfBirth", "phone", "address"})
-EVENT_TYPES = frozenset({"member.shared", "member.updated", "member.correction", "member.erasure"})
+EVENT_TYPES = frozenset({"member.shared", "member.updated", "member.correction", "member.erasure",
+                         "member.revoked", "member.restricted"})
+# Events that carry no value, only the ref and the fields concerned: delivered even though the
+# member no longer has a grant (that is what they announce). Erasure and revocation are
+# deletion events: the partner must delete ``fields`` and may ``confirm`` it.
+VALUELESS_EVENTS = frozenset({"member.erasure", "member.revoked", "member.restricted"})
+DELETION_EVENTS = frozenset({"member.erasure", "member.revoked"})
 
 
 class DeliveryError(Exception):
@@ -110,21 +121,30 @@ def _record_class(names: tuple[str, ...]) -> type[SharedMember]:
 
 @dataclass(frozen=True, slots=True)
 class PartnerEvent:
-    """One event for one partner: ``{"id", "type", "partner", "at", "member"}`` (contract)."""
+    """One event for one partner: ``{"id", "type", "partner", "at", "member", "fields"}``.
+
+    ``fields`` (GraphQL names) are what the event concerns: the fields shared, updated or
+    corrected (exactly the ones in ``member``), or, for ``member.erasure``, ``member.revoked``
+    and ``member.restricted``, the fields to delete or to stop using (``member`` then holds
+    only ``ref``)."""
 
     id: str
     type: str
     partner: str
     at: str  # ISO 8601, UTC
     member: SharedMember
+    fields: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {self.type!r}")
+        if not self.fields and self.type not in VALUELESS_EVENTS:
+            # a value-carrying event concerns exactly the fields it holds
+            object.__setattr__(self, "fields", tuple(f for f in self.member.fields if f != "ref"))
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "type": self.type, "partner": self.partner, "at": self.at,
-                "member": self.member.to_dict()}
+                "member": self.member.to_dict(), "fields": list(self.fields)}
 
     def to_json(self) -> str:
         """The contract JSON, compact, keys in a stable order."""
@@ -143,11 +163,15 @@ class PartnerAdapter(ABC):
     Adapters holding resources (HTTP sessions, files) release them in ``aclose``.
     ``test_only`` adapters (fakes) are refused in production. ``deployment`` is set by Consentry
     right after construction (so a plugin's one-argument constructor keeps working).
+    ``pushes = False`` marks a pull-only adapter: ``deliver`` is never called, the partner reads
+    its events with ``partnerEvents``. An adapter that can tell whether the receiver carried
+    out deletion events overrides ``confirm``.
     """
 
     name: ClassVar[str]
     accepts: ClassVar[frozenset[str]] = frozenset()
     test_only: ClassVar[bool] = False
+    pushes: ClassVar[bool] = True
     deployment: Deployment = Deployment()
 
     def __init__(self, config: Mapping[str, Any]) -> None:
@@ -170,6 +194,14 @@ class PartnerAdapter(ABC):
     async def deliver(self, event: PartnerEvent) -> None:
         """Deliver one event; raise (ideally :class:`DeliveryError`) on failure."""
 
+    async def confirm(self, event_ids: Sequence[str]) -> Sequence[str]:
+        """Optional: of these delivered deletion events (``member.erasure``, ``member.revoked``),
+        the ids the receiver has confirmed carrying out. Called by the ``deletion_duties`` job
+        with ids of events this adapter delivered and that are still unconfirmed; ids it does
+        not know are ignored. Raise to mean "cannot tell now" (asked again next run). The
+        default confirms nothing: the partner confirms with ``confirmDeletion`` instead."""
+        return ()
+
     async def aclose(self) -> None:
         """Release resources held by this instance."""
         return None
@@ -179,6 +211,17 @@ class PartnerAdapter(ABC):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+class PullOnly(PartnerAdapter):
+    """The ``pull`` adapter: a partner that takes no pushes and reads ``partnerEvents``."""
+
+    name = "pull"
+    accepts = PERSONAL_FIELDS
+    pushes = False
+
+    async def deliver(self, event: PartnerEvent) -> None:
+        raise DeliveryError("a pull-only partner takes no pushes")
 
 
 def require_keys(config: Mapping[str, Any], *keys: str) -> None:

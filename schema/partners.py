@@ -13,8 +13,8 @@ from strawberry.types import Info
 from api.core.errors import Forbidden, Unauthenticated
 from api.models import enums as e
 from api.models.partner import PartnerChange as ChangeRow
+from api.sharing import duties, oauth, pull, purchases
 from api.sharing import ledger as disclosures
-from api.sharing import oauth, pull, purchases
 from api.sharing import registry as partners_registry
 from api.sharing.grants import PartnerState
 from schema.enums import LegalBasis, PartnerChangeKind, PartnerKind, PartnerStatus, PersonalField
@@ -140,6 +140,10 @@ class Disclosure:
     purpose: str
     legal_basis: LegalBasis
     at: datetime
+    deletion_due_at: datetime | None = strawberry.field(
+        default=None, description="Set for disclosures whose data the partner must delete (erasure, revocation).")
+    deletion_confirmed_at: datetime | None = strawberry.field(
+        default=None, description="When the partner confirmed the deletion.")
 
 
 @strawberry.type
@@ -178,10 +182,17 @@ class PartnerInput:
 
 
 async def member_disclosures(info: Info, member_id: str) -> list[Disclosure]:
-    """The ledger for ``Member.disclosures``."""
-    return [Disclosure(partner=d.partner, fields=_sorted(d.fields), purpose=d.purpose,
-                       legal_basis=d.legal_basis, at=d.at)
-            for d in await disclosures.for_member(member_id)]
+    """The ledger for ``Member.disclosures``, each row with its deletion duty, if any
+    (the matching rule: ``api.sharing.duties.match``)."""
+    owed = await duties.for_member(member_id)
+    out = []
+    for d in await disclosures.for_member(member_id):
+        duty = duties.match(d, owed)
+        out.append(Disclosure(partner=d.partner, fields=_sorted(d.fields), purpose=d.purpose,
+                              legal_basis=d.legal_basis, at=d.at,
+                              deletion_due_at=duty.due_at if duty else None,
+                              deletion_confirmed_at=duty.confirmed_at if duty else None))
+    return out
 
 
 def _actor(info: Info) -> str:

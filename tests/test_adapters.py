@@ -149,7 +149,8 @@ def test_partner_event_is_frozen_and_serializes_to_the_contract_shape() -> None:
                          at="2026-01-01T00:00:00Z", member=SharedMember.of({"ref": "m_1", "phone": "+1"}))
     assert json.loads(event.to_json()) == {"id": "e1", "type": "member.updated", "partner": "Parcel Co",
                                            "at": "2026-01-01T00:00:00Z",
-                                           "member": {"ref": "m_1", "phone": "+1"}}
+                                           "member": {"ref": "m_1", "phone": "+1"},
+                                           "fields": ["phone"]}
     with pytest.raises(dataclasses.FrozenInstanceError):
         event.partner = "Other"  # type: ignore[misc]
     with pytest.raises(ValueError, match="unknown event type"):

@@ -64,7 +64,7 @@ async def test_jsonl_appends_one_json_line_per_event(rt, member, tmp_path: Path)
     events = [json.loads(line) for line in lines]
     assert [e["id"] for e in events] == ids or sorted(e["id"] for e in events) == sorted(ids)
     for event in events:
-        assert set(event) == {"id", "type", "partner", "at", "member"}
+        assert set(event) == {"id", "type", "partner", "at", "member", "fields"}
         assert event["type"] == "member.shared" and event["partner"] == "Parcel Co"
         assert set(event["member"]) == {"ref", "fullName", "address"}
         assert event["member"]["ref"].startswith("m_")

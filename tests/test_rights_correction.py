@@ -85,8 +85,9 @@ async def test_restriction_blocks_pull_and_push_until_corrected(gql, rt, clock, 
     body = await gql(REPORT, {"f": ["FULL_NAME"]}, token=member_token)
     request_id = body["data"]["reportInaccuracy"]["id"]
     # ...is not delivered while restricted; pull returns nothing either.
-    await _deliver(rt)
-    assert [e.type for e in RecordingAdapter.events(f"a-{tag}")] == ["member.shared"]
+    await _deliver(rt)  # A, which received the name, is told to suspend its use
+    assert [e.type for e in RecordingAdapter.events(f"a-{tag}")] == ["member.shared",
+                                                                     "member.restricted"]
     assert await _shared(gql, token_a) == []
     # Push: editing another shared field sends nothing while restricted.
     before = await OutboxEvent.all().count()

@@ -52,7 +52,7 @@ async def test_nothing_is_pushed_before_thirty_days_then_only_granted_fields(
     clock.advance(days=1)
     await run_jobs(rt)
     (event,) = events(tmp_path, "ShipFast")
-    assert set(event) == {"id", "type", "partner", "at", "member"}
+    assert set(event) == {"id", "type", "partner", "at", "member", "fields"}
     assert (event["type"], event["partner"]) == ("member.shared", "ShipFast")
     assert event["member"]["ref"].startswith("m_")
     assert _member_part(event) == {"fullName": "Alice Example", "address": "2 Clinic Road, Leeds"}
@@ -184,15 +184,18 @@ async def test_optional_fields_flow_only_with_consent_and_stop_on_withdrawal(
     await gql(PROFILE, {"i": {"phone": "+44 20 7946 2222"}}, token=member.token)
     await run_jobs(rt)
     await withdraw(gql, member, f"partner:{pid}")
+    await run_jobs(rt)
     await gql(PROFILE, {"i": {"phone": "+44 20 7946 3333", "fullName": "Alice C"}},
               token=member.token)
     await run_jobs(rt)
-    sent = [(e["type"], _member_part(e)) for e in events(tmp_path, "ShipFast")]
+    sent = [(e["type"], _member_part(e), e["fields"]) for e in events(tmp_path, "ShipFast")]
     assert sent == [
-        ("member.shared", {"fullName": "Alice Example"}),
-        ("member.shared", {"fullName": "Alice Example", "phone": "+44 20 7946 0000"}),
-        ("member.updated", {"phone": "+44 20 7946 2222"}),
-        ("member.updated", {"fullName": "Alice C"}),
+        ("member.shared", {"fullName": "Alice Example"}, ["fullName"]),
+        ("member.shared", {"fullName": "Alice Example", "phone": "+44 20 7946 0000"},
+         ["fullName", "phone"]),
+        ("member.updated", {"phone": "+44 20 7946 2222"}, ["phone"]),
+        ("member.revoked", {}, ["phone"]),  # the partner must delete the phone it received
+        ("member.updated", {"fullName": "Alice C"}, ["fullName"]),
     ]
 
 
@@ -225,7 +228,9 @@ async def test_consent_partner_gets_members_when_they_consent(gql, admin, member
     await withdraw(gql, member, "research")
     await gql(PROFILE, {"i": {"dateOfBirth": "1990-04-02"}}, token=member.token)
     await run_jobs(rt)
-    assert len(events(tmp_path, "LabCo")) == 1
+    sent = events(tmp_path, "LabCo")
+    assert [(e["type"], _member_part(e), e["fields"]) for e in sent[1:]] == [
+        ("member.revoked", {}, ["dateOfBirth"])]
 
 
 async def test_a_widening_pushes_after_thirty_days_narrowing_and_retiring_at_once(
@@ -249,11 +254,16 @@ async def test_a_widening_pushes_after_thirty_days_narrowing_and_retiring_at_onc
     await gql(PROFILE, {"i": {"fullName": "Alice D", "address": "5 Clinic Road, Hull"}},
               token=member.token)
     await run_jobs(rt)
-    assert _member_part(events(tmp_path, "ShipFast")[-1]) == {"address": "5 Clinic Road, Hull"}
+    # the narrowing took the name away: the partner is told to delete it
+    assert sorted((e["type"], json.dumps(_member_part(e)), e["fields"])
+                  for e in events(tmp_path, "ShipFast")[2:]) == [
+        ("member.revoked", "{}", ["fullName"]),
+        ("member.updated", '{"address": "5 Clinic Road, Hull"}', ["address"])]
     await gql(RETIRE, {"id": pid}, token=admin.token)
     await gql(PROFILE, {"i": {"address": "6 Clinic Road, Hull"}}, token=member.token)
     await run_jobs(rt)
-    assert len(events(tmp_path, "ShipFast")) == 3
+    assert [(e["type"], e["fields"]) for e in events(tmp_path, "ShipFast")[4:]] == [
+        ("member.revoked", ["address"])]  # retired: delete the rest, and nothing new
 
 
 async def test_restricted_members_get_no_events(gql, admin, member, rt, clock, tmp_path):

@@ -26,6 +26,7 @@ from starlette.responses import Response
 
 from api.models.enums import DataRequestStatus, OutboxStatus
 from api.models.partner import OutboxEvent
+from api.models.partner_loop import DeletionDuty
 from api.models.rights import DataRequest
 from api.platform.runtime import Runtime
 
@@ -75,6 +76,9 @@ class Metrics:
         self.requests_overdue = Gauge(
             "consentry_data_requests_overdue", "Open data-subject requests past their due "
             "date (database)", registry=r)
+        self.deletion_duties_overdue = Gauge(
+            "consentry_deletion_duties_overdue", "Partner deletion duties past their due date "
+            "and unconfirmed (database)", registry=r)
 
 
 def metrics_of(rt: Runtime) -> Metrics:
@@ -98,6 +102,8 @@ async def refresh_gauges(rt: Runtime) -> None:
     m.outbox_dead.set(await OutboxEvent.filter(status=OutboxStatus.DEAD).count())
     m.requests_overdue.set(await DataRequest.filter(status=DataRequestStatus.OPEN,
                                                     due_at__lt=now).count())
+    m.deletion_duties_overdue.set(await DeletionDuty.filter(confirmed_at=None,
+                                                            due_at__lte=now).count())
 
 
 def _authorized(expected: str, header: str) -> bool:

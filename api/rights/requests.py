@@ -27,6 +27,7 @@ from api.platform import audit
 from api.platform.runtime import Runtime
 from api.rights import correction, erasure
 from api.security.envelope import DataKey
+from api.sharing import revocation
 
 __all__ = ["DUE_DAYS", "RequestView", "open_request", "member_requests", "list_requests",
            "report_inaccuracy", "resolve", "request_erasure", "note_label", "get_request",
@@ -116,7 +117,8 @@ async def _row(request_id: str) -> DataRequest:
 
 async def report_inaccuracy(rt: Runtime, member_id: str, fields: list[PersonalField],
                             note: str | None) -> RequestView:
-    """Open a CORRECTION request and restrict the member until it is completed."""
+    """Open a CORRECTION request and restrict the member until it is completed; partners that
+    received a reported field get ``member.restricted`` in the same transaction."""
     wanted = sorted(set(fields), key=lambda f: f.value)
     if not wanted:
         raise BadInput("name at least one field that is inaccurate", field="fields")
@@ -126,9 +128,10 @@ async def report_inaccuracy(rt: Runtime, member_id: str, fields: list[PersonalFi
     async with in_transaction("default") as conn:
         await Member.filter(id=member_id, status__in=[MemberStatus.ACTIVE]).using_db(conn).update(
             status=MemberStatus.RESTRICTED)
+        told = await revocation.restrict(rt, conn, member_id, [f.value for f in wanted])
         row = await open_request(rt, conn, member_id=member_id, kind=DataRequestKind.CORRECTION,
                                  fields=wanted, note=note or None, key=key,
-                                 detail={"restricted": True})
+                                 detail={"restricted": True, "partnersTold": told})
     return _view(row)
 
 

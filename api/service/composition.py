@@ -24,7 +24,7 @@ from api.platform.jobs import Job
 from api.platform.runtime import Runtime
 from api.rights import correction, erasure, legal_disclosure, retention
 from api.security.keys import KeyRing
-from api.sharing import push, queue
+from api.sharing import duties, push, queue, revocation
 
 __all__ = ["SUBSCRIBERS", "JOBS", "build_runtime", "with_settings"]
 
@@ -34,8 +34,9 @@ SUBSCRIBERS: dict[type, tuple[Subscriber, ...]] = {
     # report whose fields are all edited completes and sends ``member.correction``.
     ProfileChanged: (push.on_profile_changed, correction.on_profile_changed),
     # A consent given: partners whose scope the member enters get ``member.shared``.
-    # A withdrawal needs no event: pull and the delivery bridge re-check the grant every time.
-    ConsentChanged: (push.on_consent_changed,),
+    # A withdrawal: partners that received fields no longer granted get ``member.revoked``
+    # (pull and the delivery bridge already stop at once: they re-check the grant every time).
+    ConsentChanged: (push.on_consent_changed, revocation.on_consent_changed),
 }
 
 JOBS: tuple[Job, ...] = (
@@ -48,6 +49,7 @@ JOBS: tuple[Job, ...] = (
     Job("history_purge", erasure.history_purge),
     Job("legal_disclosure_reviews", legal_disclosure.reviews),
     Job("announcements", announcements.fan_out),
+    Job("deletion_duties", duties.deletion_duties),
     Job("send_mail", mail.send_mail, exclusive=False),
     Job("deliver_outbox", queue.deliver_outbox, exclusive=False),
 )

@@ -4,6 +4,11 @@ For each claimed event: re-check the member's grant for the partner at this inst
 with no grant, nothing is sent), decrypt the payload, keep only fields that are both granted
 now and accepted by the adapter, build the read-only :class:`PartnerEvent`, and deliver it.
 What was disclosed is returned to the queue, which records it in the ledger with the outcome.
+
+Value-less events (``member.erasure``, ``member.revoked``, ``member.restricted``: the ref and
+field names only) skip the grant re-check: they announce that the grant is gone or suspended,
+and disclose nothing. A pull-only partner's adapter (``pushes = False``) is never called: its
+events are ``held`` for ``partnerEvents`` (``api/sharing/events_feed.py``).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from api.security.sealed import open_sealed
 from api.sharing import registry
 from api.sharing.adapters import get_adapter_class, instantiate
 from api.sharing.grants import grant_for, member_facts
-from api.sharing.outbox import payload_label
+from api.sharing.outbox import VALUELESS, payload_label
 from partners.base import DeliveryError, PartnerAdapter, PartnerEvent, SharedMember
 
 __all__ = ["ClaimedEvent", "DeliveryRun", "Dead", "Outcome", "Unavailable", "deliver_one",
@@ -103,7 +108,7 @@ class DeliveryRun:
         consent query per partner."""
         wanted: dict[str, set[str]] = {}
         for r in rows:
-            if r.member_id is not None and r.type != "member.erasure":
+            if r.member_id is not None and r.type not in VALUELESS:
                 wanted.setdefault(str(r.partner_id), set()).add(str(r.member_id))
         now = self.rt.now()
         for partner_id, member_ids in wanted.items():
@@ -191,7 +196,12 @@ async def event_for(run: DeliveryRun, row: ClaimedEvent, partner: Partner,
             raise Dead("member destroyed")
         member = json.loads(key.decrypt(payload_label(str(row.id)), bytes(row.payload_ct)))
     allowed = set(type(adapter).accepts)
-    if row.member_id is not None and row.type != "member.erasure":
+    if row.type in VALUELESS:
+        concerned = tuple(PersonalField(f).graphql for f in plain.get("fields", []))
+        return PartnerEvent(id=str(row.id), type=row.type, partner=partner.name,
+                            at=_iso(row.created_at), member=SharedMember.of({"ref": member["ref"]}),
+                            fields=concerned), []
+    if row.member_id is not None:
         granted = await run.grant(str(partner.id), str(row.member_id))
         if granted is None:
             raise Dead("no basis to share this member any more")
@@ -202,14 +212,15 @@ async def event_for(run: DeliveryRun, row: ClaimedEvent, partner: Partner,
         raise Dead("no field of this event is granted any more")
     fields = [f for f in plain.get("fields", []) if PersonalField(f).graphql in sent]
     event = PartnerEvent(id=str(row.id), type=row.type, partner=partner.name,
-                         at=_iso(row.created_at), member=SharedMember.of({"ref": member["ref"], **sent}))
+                         at=_iso(row.created_at), member=SharedMember.of({"ref": member["ref"], **sent}),
+                         fields=tuple(PersonalField(f).graphql for f in fields))
     return event, fields
 
 
 @dataclass
 class Outcome:
     row: ClaimedEvent
-    kind: str  # delivered | failed | dead
+    kind: str  # delivered | held (pull-only partner) | failed | dead
     ms: int
     error: str | None = None
     partner: Partner | None = None
@@ -227,9 +238,11 @@ async def deliver_one(run: DeliveryRun, row: ClaimedEvent) -> Outcome:
         partner = await run.partner(str(row.partner_id))
         if partner is None:
             raise Dead("partner not found")
-        if partner.retired_at is not None and row.type != "member.erasure":
+        if partner.retired_at is not None and row.type not in VALUELESS:
             raise Dead("partner retired")
         adapter = await run.adapter(partner)
+        if not type(adapter).pushes:
+            return done("held", partner=partner)
         event, fields = await event_for(run, row, partner, adapter)
         await adapter.deliver(event)
     except Dead as exc:

@@ -37,7 +37,7 @@ from api.security.tokens import Principal
 __all__ = ["token_endpoint", "issue_credentials", "revoke_credentials", "active_partner",
            "SCOPES", "IssuedCredentials"]
 
-SCOPES = ("members:read", "purchases:write")
+SCOPES = ("members:read", "purchases:write", "events:ack")  # events:ack: confirmDeletion
 _NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
 _FORM = "application/x-www-form-urlencoded"
 _CLIENT_ID = re.compile(r"^pc_[0-9a-f]{24}$")

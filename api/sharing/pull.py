@@ -62,22 +62,25 @@ class SharedPage:
     end_cursor: str | None
 
 
-def _cursor_aad(partner_id: str) -> bytes:
-    return f"shared-members/{partner_id}".encode()
+def _cursor_aad(partner_id: str, scope: str) -> bytes:
+    return f"{scope}/{partner_id}".encode()
 
 
-def seal_cursor(rt: Runtime, partner_id: str, member_id: str) -> str:
+def seal_cursor(rt: Runtime, partner_id: str, member_id: str,
+                scope: str = "shared-members") -> str:
+    """A cursor over ``scope`` (one list: ``shared-members``, ``partner-events``) sealed to
+    the partner: useless to another partner and in another list."""
     nonce = os.urandom(12)
     blob = nonce + AESGCM(rt.keys.derive("cursor")).encrypt(
-        nonce, uuid.UUID(member_id).bytes, _cursor_aad(partner_id))
+        nonce, uuid.UUID(member_id).bytes, _cursor_aad(partner_id, scope))
     return base64.urlsafe_b64encode(blob).rstrip(b"=").decode()
 
 
-def open_cursor(rt: Runtime, partner_id: str, cursor: str) -> str:
+def open_cursor(rt: Runtime, partner_id: str, cursor: str, scope: str = "shared-members") -> str:
     try:
         blob = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         raw = AESGCM(rt.keys.derive("cursor")).decrypt(blob[:12], blob[12:],
-                                                       _cursor_aad(partner_id))
+                                                       _cursor_aad(partner_id, scope))
         return str(uuid.UUID(bytes=raw))
     except (binascii.Error, ValueError, InvalidTag):
         raise BadInput("after is not a cursor from this list", field="after") from None

@@ -8,10 +8,13 @@ Which event, when (every decision goes through :func:`api.sharing.grants.grant_f
   upsert it by ref without keeping history.
 - ``member.updated``: the member edited fields the partner is granted; it carries ONLY the
   changed granted fields (a cleared field is sent as null).
-- Leaving a scope or losing fields (withdrawal, restriction, narrowing, retirement) sends
-  nothing: the partner stops receiving at once (pull and push both re-check the grant, and
-  the delivery bridge re-checks it again before sending, ``api/sharing/bridge.py``). ``member.erasure``
-  is reserved for erasure on membership withdrawal (contract invariant 7), sent elsewhere.
+- Leaving a scope or losing fields (withdrawal, objection, narrowing, retirement): the partner
+  stops receiving at once (pull and push both re-check the grant, and the delivery bridge
+  re-checks it again before sending, ``api/sharing/bridge.py``), and ``member.revoked`` tells it
+  which fields it received must be deleted (``api/sharing/revocation.py``; narrowings and
+  retirements here, when the job marks the change applied). A restriction is told as
+  ``member.restricted`` by the inaccuracy report. ``member.erasure`` is reserved for erasure on
+  membership withdrawal (contract invariant 7), sent elsewhere.
 
 Transactions: ``recordPurchase`` enqueues in the purchase's own transaction (api.sharing.purchases);
 the partner-change job enqueues in the transaction that marks the change applied. Profile and
@@ -39,7 +42,7 @@ from api.models.member import Member
 from api.models.partner import OutboxEvent, PartnerChange
 from api.platform.runtime import Runtime
 from api.security.envelope import DataKey
-from api.sharing import outbox
+from api.sharing import outbox, revocation
 from api.sharing import registry as partners_registry
 from api.sharing.grants import Grant, MemberFacts, PartnerState, grant_for, member_facts
 from api.sharing.pull import candidates, granted_values
@@ -272,8 +275,11 @@ async def bring_changes_into_force(rt: Runtime) -> dict[str, int]:
     for change in due:
         if change.kind in (PartnerChangeKind.ADDED, PartnerChangeKind.FIELDS_WIDENED):
             events += await _push_scope(rt, change, now)
-        else:
-            await PartnerChange.filter(id=change.id, applied_at=None).update(applied_at=now)
+        else:  # narrowed or retired: claim it and revoke what is no longer granted, together
+            async with in_transaction("default") as conn:
+                if await PartnerChange.filter(id=change.id, applied_at=None).using_db(
+                        conn).update(applied_at=now):
+                    events += await revocation.revoke_partner(rt, str(change.partner_id), conn)
         applied += 1
     return {"applied": applied, "events": events}
 

@@ -11,7 +11,9 @@ What happens to one event (grant re-check, minimizing, the adapter call) is the 
 ``DeliveryAttempt`` (no personal values: adapter errors are reduced to a
 safe message). Success marks the event DELIVERED and records the disclosure in the same
 transaction; failure schedules the next try with exponential backoff and full jitter, and
-after ``MAX_ATTEMPTS`` tries the event is DEAD, visible to admins and retryable.
+after ``MAX_ATTEMPTS`` tries the event is DEAD, visible to admins and retryable. A pull-only
+partner's events are ``held``: marked DELIVERED to their channel (``partnerEvents``) without a
+disclosure; the ledger records them when the partner reads them.
 """
 
 from __future__ import annotations
@@ -110,8 +112,9 @@ async def _record(rt: Runtime, outcomes: list[Outcome], max_attempts: int) -> di
     counts = {"delivered": 0, "failed": 0, "dead": 0}
     async with in_transaction("default") as conn:
         ok = [o for o in outcomes if o.kind == "delivered"]
-        if ok:
-            await OutboxEvent.filter(id__in=[o.row.id for o in ok]).using_db(conn).update(
+        handed = [o for o in outcomes if o.kind in ("delivered", "held")]
+        if handed:
+            await OutboxEvent.filter(id__in=[o.row.id for o in handed]).using_db(conn).update(
                 status=OutboxStatus.DELIVERED, attempts=F("attempts") + 1, delivered_at=now,
                 locked_until=None, last_error=None)
         await ledger.write(conn, [
@@ -121,7 +124,7 @@ async def _record(rt: Runtime, outcomes: list[Outcome], max_attempts: int) -> di
                          "push", now)
             for o in ok if o.fields and o.row.member_id is not None and o.partner is not None])
         for o in outcomes:
-            if o.kind == "delivered":
+            if o.kind in ("delivered", "held"):
                 continue
             attempts = o.row.attempts + 1
             if o.kind == "dead" or attempts >= max_attempts:
@@ -137,11 +140,11 @@ async def _record(rt: Runtime, outcomes: list[Outcome], max_attempts: int) -> di
                     attempts=attempts, locked_until=None, last_error=o.error,
                     next_attempt_at=now + timedelta(seconds=backoff(attempts)))
         await insert_rows(conn, DeliveryAttempt, [
-            dict(id=uuid.uuid4(), event_id=o.row.id, at=now, ok=o.kind == "delivered",
+            dict(id=uuid.uuid4(), event_id=o.row.id, at=now, ok=o.kind in ("delivered", "held"),
                  error=o.error, duration_ms=o.ms) for o in outcomes])
     m = metrics_of(rt)
     for o in outcomes:
-        counts[o.kind] += 1
+        counts["delivered" if o.kind == "held" else o.kind] += 1
         partner = str(o.row.partner_id)  # an organisation's id: a bounded, non-personal label
         m.deliveries.labels(partner, o.kind).inc()
         if o.kind == "dead":
@@ -153,7 +156,8 @@ async def deliver_due(rt: Runtime, batch: int = 100, limit: int | None = None, *
                       max_attempts: int = MAX_ATTEMPTS, concurrency: int = CONCURRENCY) -> dict[str, int]:
     """Deliver every due event (at most ``limit``), ``batch`` claimed at a time.
 
-    Returns counts: ``{"claimed", "delivered", "failed", "dead"}``.
+    Returns counts: ``{"claimed", "delivered", "failed", "dead"}`` (held events count as
+    delivered: handed to their channel).
     """
     stats = {"claimed": 0, "delivered": 0, "failed": 0, "dead": 0}
     run = DeliveryRun(rt, {}, {}, {}, asyncio.Lock())
