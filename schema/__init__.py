@@ -25,6 +25,7 @@ from schema import (
     console,
     delivery_admin,
     members,
+    partner_events,
     partners,
     rights,
 )
@@ -38,10 +39,10 @@ LIMITS = {"depth": 6, "aliases": 15, "tokens": 1000, "directives": 50, "page": 1
 
 Query = merge_types("Query", (consent.Query, partners.Query, members.Query, rights.Query,
                               audit.Query, delivery_admin.Query, article5.Query,
-                              console.Query))
+                              console.Query, partner_events.Query))
 Mutation = merge_types("Mutation", (members.Mutation, consent.Mutation, rights.Mutation,
                                     partners.Mutation, delivery_admin.Mutation,
-                                    article5.Mutation))
+                                    article5.Mutation, partner_events.Mutation))
 
 
 @functools.cache

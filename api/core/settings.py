@@ -84,6 +84,8 @@ class Settings:
     # destroyed, and how the mailer retries.
     dormant_retention_days: int = 5 * 365
     mail_max_attempts: int = 8
+    # Partner loop: days a partner has to delete what a member.erasure/member.revoked lists.
+    deletion_due_days: int = 30
     mail_timeout_seconds: float = 30.0
     smtp_ca_file: str = ""  # extra CA bundle to trust for SMTP TLS (private relays); "" = system
     # Append-only list of destroyed members, kept apart from the database backups so that
@@ -175,6 +177,7 @@ class Settings:
             smtp_password=_env("SMTP_PASSWORD", ""),
             mail_from=_env("MAIL_FROM", "privacy@consentry.invalid"),
             dormant_retention_days=_int("DORMANT_RETENTION_DAYS", 5 * 365),
+            deletion_due_days=_int("DELETION_DUE_DAYS", 30),
             mail_max_attempts=_int("MAIL_MAX_ATTEMPTS", 8),
             smtp_ca_file=_env("SMTP_CA_FILE", ""),
             shred_log=_env("SHRED_LOG", ""),

@@ -12,5 +12,6 @@ MAIN_MODULES = [
     "api.models.article5",
     "api.models.onboarding",
     "api.models.announcements",
+    "api.models.partner_loop",
 ]
 VAULT_MODULES = ["api.models.vault"]
