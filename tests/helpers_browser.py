@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ import pytest
 
 from tests.conftest import PASSWORD
 from tests.helpers_rights import Smtp
-from tests.helpers_serve import CONSENTRY, serve
+from tests.helpers_serve import CONSENTRY, free_port
 
 CHROMIUM = os.environ.get("CONSENTRY_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -162,8 +163,40 @@ def site(tmp_path: Path) -> Iterator[Site]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENTRY_")}
     env.update({"CONSENTRY_DATA_DIR": str(tmp_path / "data"), "CONSENTRY_SMTP_HOST": "127.0.0.1",
                 "CONSENTRY_SMTP_PORT": str(smtp_port), "CONSENTRY_SMTP_TLS": "none"})
+    # The pages are opened at http://localhost:<port>, the public URL the server is told: mail
+    # links point there, and passkeys need a host name (WebAuthn refuses IP addresses).
+    port = free_port()
+    env["CONSENTRY_PUBLIC_URL"] = f"http://localhost:{port}"
     try:
-        with serve(env, tmp_path / "serve.log") as (url, _):
+        with _serve_on(env, port, tmp_path / "serve.log") as url:
             yield Site(url, env, Smtp(handler, smtp_port))
     finally:
         controller.stop()
+
+
+@contextlib.contextmanager
+def _serve_on(env: dict[str, str], port: int, log_path: Path, timeout: float = 60) -> Iterator[str]:
+    """As tests/helpers_serve.py ``serve``, on a port chosen beforehand."""
+    with log_path.open("w") as log:
+        proc = subprocess.Popen([CONSENTRY, "serve", "--port", str(port), "--log-level", "warning"],
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://localhost:{port}"
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert proc.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, "consentry serve did not become ready"
+                time.sleep(0.1)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=20)

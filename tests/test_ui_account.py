@@ -422,3 +422,36 @@ def test_sessions_and_sign_out_everywhere(live: Site, browser: Any) -> None:
                          headers={"authorization": f"Bearer {other['accessToken']}"}).json()
     assert [e["extensions"]["code"] for e in refused["errors"]] == ["UNAUTHENTICATED"]
     ctx.close()
+
+
+def test_a_passkey_added_in_the_page_signs_in(live: Site, browser: Any) -> None:
+    if not live.serves("Mutation", "finishPasskeyLogin"):
+        pytest.skip("the accounts capability (passkeys) is not served yet")
+    _register(live, "keyholder")
+    ctx = _context(browser)
+    page = ctx.new_page()
+    # Chromium's virtual authenticator stands in for the member's device (platform, resident
+    # keys, user verification), driven through the DevTools protocol.
+    cdp = ctx.new_cdp_session(page)
+    cdp.send("WebAuthn.enable")
+    cdp.send("WebAuthn.addVirtualAuthenticator", {"options": {
+        "protocol": "ctap2", "transport": "internal", "hasResidentKey": True,
+        "hasUserVerification": True, "isUserVerified": True,
+        "automaticPresenceSimulation": True}})
+    page.goto(f"{live.url}/account/")
+    signin = page.locator("form", has=page.get_by_role("heading", name="Sign in"))
+    signin.get_by_label("User ID").fill("keyholder")
+    signin.get_by_label("Password").fill(PASSWORD)
+    signin.get_by_role("button", name="Sign in", exact=True).click()
+    keys = page.locator("#passkeys")
+    keys.get_by_text("No passkey yet.").wait_for()
+    keys.get_by_label("Passkey name").fill("laptop")
+    keys.get_by_role("button", name="Add a passkey").click()
+    page.get_by_text("Passkey added.").wait_for()
+    assert keys.locator("tbody tr td").first.inner_text() == "laptop"
+    axe_check(page, label="passkeys")
+    page.get_by_role("button", name="Sign out", exact=True).click()
+    signin = page.locator("form", has=page.get_by_role("heading", name="Sign in"))
+    signin.get_by_role("button", name="Sign in with a passkey").click()
+    page.get_by_text("Signed in as keyholder").wait_for()
+    ctx.close()
