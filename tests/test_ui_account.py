@@ -176,7 +176,18 @@ def test_a_members_whole_life(live: Site, browser: Any, tmp_path: Path) -> None:
     cells = rows.first.locator("td").all_inner_texts()
     assert (cells[0], cells[1], cells[3]) == ("Parcel Co", "Full name, Address",
                                                "Contract (order_fulfillment)")
+    if live.serves("Disclosure", "deletionDueAt"):
+        assert page.locator("#disclosures thead th").all_inner_texts()[-1] == "Deletion"
     axe_check(page, label="who has my data")
+    if live.serves("Member", "upcomingDisclosures"):
+        # Parcel Co is announced, not yet in force: it concerns this member.
+        coming = page.locator("#upcoming tbody tr", has_text="Parcel Co")
+        coming.wait_for()
+        if live.serves("Mutation", "objectToPartner"):
+            coming.get_by_role("button", name="Object to Parcel Co").click()
+            page.locator("#upcoming tbody tr", has_text="Parcel Co").get_by_text(
+                "Objected", exact=True).wait_for()
+        axe_check(page, label="upcoming partner changes")
     screenshot(page, "account-disclosures", element=page.locator("#disclosures"))
 
     # Profile: an error from the API appears next to the field it concerns; then a good edit.
