@@ -159,6 +159,12 @@ MATRIX: dict[str, Row] = {
     "memberLookup": Row('{ memberLookup(userId: "carol") { id } }', admin_only()),
     # --- partner query
     "sharedMembers": Row("{ sharedMembers { edges { cursor } } }", SHARED),
+    "partnerEvents": Row("{ partnerEvents { edges { cursor } } }", SHARED),
+    "deletionDuties": Row("{ deletionDuties(overdue: true) { eventId } }", admin_only()),
+    # only a partner token with events:ack (none of the matrix's callers) may confirm
+    "confirmDeletion": Row('mutation { confirmDeletion(eventIds: '
+                           '["7d0c6f50-0000-4000-8000-000000000000"]) }',
+                           {**admin_only(), "admin": F}),
     # --- sign-in (public by nature)
     "register": Row("mutation($input: RegisterInput!) { register(input: $input) { role } }",
                     public(), _fresh_user),
