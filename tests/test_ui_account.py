@@ -323,6 +323,14 @@ def test_signing_in_keeps_no_token_in_local_storage(live: Site, browser: Any) ->
     assert page.evaluate("localStorage.length") == 0
     stored = page.evaluate("JSON.parse(sessionStorage.getItem('consentry.session'))")
     assert stored["role"] == "MEMBER"
+    # An access token the API refuses (UNAUTHENTICATED) is renewed with the refresh token.
+    page.evaluate("""() => { const s = JSON.parse(sessionStorage.getItem('consentry.session'));
+        sessionStorage.setItem('consentry.session', JSON.stringify({...s, token: 'refused'})); }""")
+    page.reload()
+    page.get_by_text("Signed in as signin").wait_for()
+    renewed = page.evaluate("JSON.parse(sessionStorage.getItem('consentry.session'))")
+    assert renewed["token"] != "refused" and renewed["refreshToken"] != stored["refreshToken"]
+    assert page.evaluate("localStorage.length") == 0
     # A new page in the same context (same origin) sees nothing in localStorage either.
     other = ctx.new_page()
     other.goto(f"{live.url}/notices")
