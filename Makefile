@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install serve test test-pg lint bench bench-smoke audit clean migrations schema image-smoke
+.PHONY: install serve test test-pg lint bench bench-smoke audit clean migrations schema image-smoke trusted
 
 install: $(STAMP)
 
@@ -43,6 +43,11 @@ audit: install
 schema: install
 	$(BIN)/consentry schema > schema/schema.graphql.tmp
 	mv schema/schema.graphql.tmp schema/schema.graphql
+
+# Trusted documents: schema/trusted/manifest.json (sha256 -> document) from schema/trusted/*.graphql,
+# checked in; tests/test_trusted_documents.py fails when it drifts.
+trusted: install
+	$(BIN)/python -m schema.trusted
 
 # Build the Dockerfile and run the image in production mode against the local PostgreSQL
 # (docker when it works, else podman/buildah on a locally built base): see ops/image-smoke.

@@ -18,9 +18,17 @@ them and ``tests/test_fastpath.py`` fails when the schema gains one this path do
 Should a schema with an unknown extension reach :class:`FastGraphQL` anyway, it serves
 everything through the view (correct, only slower) and logs a warning.
 
+Trusted documents (``schema/trusted/``): a request naming a registered document by
+``extensions.persistedQuery.sha256Hash`` runs the document parsed and validated at start-up
+(no parse, no validation, no cache look-up per request); an unknown hash answers Apollo's
+``PersistedQueryNotFound`` with ``BAD_USER_INPUT``. With ``trusted_documents_only`` any other
+document (any method) from an anonymous or member caller is refused with ``FORBIDDEN``
+before it is parsed; admins and partners keep ad-hoc documents.
+
 Anything else (GET, non-JSON bodies, batches, invalid documents, syntax errors, subscriptions,
-``extensions`` in the request, a multipart ``Accept``) is replayed to strawberry's view
-unchanged, so error answers for malformed requests come from one place.
+other ``extensions`` in the request, a multipart ``Accept``) is replayed to strawberry's view
+unchanged, so error answers for malformed requests come from one place. With the fast path
+off, a trusted document is replayed to the view as its registered text.
 ``tests/test_fastpath.py`` proves both paths give the same answers, and the authorization
 matrix and error tests run through both.
 """
@@ -28,8 +36,9 @@ matrix and error tests run through both.
 from __future__ import annotations
 
 import logging
+import re
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from inspect import isawaitable
 from typing import Any
@@ -61,6 +70,8 @@ from schema import LIMITS, validation_rules
 from schema.context import build_context
 from schema.errors import ErrorCodes, classify
 from schema.limits import HideSuggestions, strip_suggestions
+from schema.trusted import document_hash
+from schema.trusted import load as load_trusted
 
 __all__ = ["FastGraphQL", "MIRRORED", "extension_classes"]
 
@@ -133,6 +144,22 @@ def _executor_class(base: type) -> type:
 class _Prepared:
     document: DocumentNode
     name: str | None
+    text: str | None = None  # set for a trusted document: its registered text
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_AD_HOC_ROLES = frozenset({"ADMIN", "PARTNER"})
+_AD_HOC_REFUSED = ("only trusted documents are accepted from this caller: send a registered "
+                   "operation by extensions.persistedQuery.sha256Hash")
+
+
+class _Refused(Exception):
+    """A request answered with one GraphQL error and no data, before anything runs."""
+
+    def __init__(self, message: str, code: str, **extensions: str) -> None:
+        super().__init__(message)
+        self.payload = orjson.dumps({"data": None, "errors": [
+            {"message": message, "extensions": {"code": code, **extensions}}]})
 
 
 def _header(scope: Scope, name: bytes) -> bytes:
@@ -147,9 +174,11 @@ class FastGraphQL:
     """ASGI endpoint for ``/graphql``: the fast path, else strawberry's ``view``.
 
     ``enabled`` False sends every request to the view (tests run the same cases both ways).
+    ``trusted`` (hash -> document) defaults to ``schema/trusted/manifest.json``; each is
+    parsed and validated here, at start-up, and a document that does not validate stops it.
     """
 
-    def __init__(self, view: Any, rt: Runtime) -> None:
+    def __init__(self, view: Any, rt: Runtime, trusted: Mapping[str, str] | None = None) -> None:
         self.view = view
         self.rt = rt
         self.schema = view.schema
@@ -164,6 +193,9 @@ class FastGraphQL:
 
         self._rules = (*specified_rules, *validation_rules(self._production))
         self._documents: OrderedDict[str, _Prepared | None] = OrderedDict()
+        self._trusted_only = rt.settings.trusted_documents_only
+        self._trusted = {digest: self._prepare_trusted(digest, text) for digest, text in
+                         (load_trusted() if trusted is None else trusted).items()}
         from strawberry.schema._graphql_core import execution_context_class_kwargs
 
         self._execute_kwargs = {
@@ -192,27 +224,83 @@ class FastGraphQL:
             self._documents.popitem(last=False)
         return prepared
 
+    def _prepare_trusted(self, digest: str, text: str) -> _Prepared:
+        document = parse(text, max_tokens=LIMITS["tokens"])
+        ops = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+        if (document_hash(text) != digest or len(ops) != 1
+                or ops[0].operation not in (OperationType.QUERY, OperationType.MUTATION)):
+            raise ValueError(f"trusted document {digest[:16]}... must be one query or mutation "
+                             "whose SHA-256 is its key")
+        errors = validate_document(self._core, document, self._rules)
+        if errors:
+            raise ValueError(f"trusted document {digest[:16]}... does not validate: "
+                             f"{errors[0].message}")
+        return _Prepared(document, ops[0].name.value if ops[0].name else None, text)
+
+    def _persisted(self, data: dict[str, Any], extensions: Any) -> _Prepared | None:
+        """The trusted document ``extensions.persistedQuery`` names; None when the request
+        has no such reference (or sends an unregistered document with its own hash: then it
+        is an ad-hoc document). Raises ``_Refused`` for an unknown or malformed reference."""
+        reference = extensions.get("persistedQuery") if type(extensions) is dict else None
+        if reference is None:
+            return None
+        digest = reference.get("sha256Hash") if type(reference) is dict else None
+        if (type(reference) is not dict or reference.get("version") != 1
+                or type(digest) is not str or not _SHA256.fullmatch(digest)):
+            raise _Refused("extensions.persistedQuery needs version 1 and a sha256Hash (64 "
+                           "lowercase hex digits)", "BAD_USER_INPUT")
+        query = data.get("query")
+        if query is not None and (type(query) is not str or document_hash(query) != digest):
+            raise _Refused("provided sha does not match query", "BAD_USER_INPUT")
+        prepared = self._trusted.get(digest)
+        if prepared is None and query is None:
+            raise _Refused("PersistedQueryNotFound", "BAD_USER_INPUT",
+                           detail="no registered (trusted) document has this sha256Hash")
+        return prepared
+
     def _plan(self, body: bytes) -> tuple[_Prepared, dict[str, Any] | None, str | None] | None:
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
             return None
-        if type(data) is not dict or data.get("extensions") is not None:
+        if type(data) is not dict:
             return None
         query, variables, name = data.get("query"), data.get("variables"), data.get("operationName")
-        if (type(query) is not str or (variables is not None and type(variables) is not dict)
+        if ((variables is not None and type(variables) is not dict)
                 or (name is not None and type(name) is not str)):
+            return None
+        extensions = data.get("extensions")
+        if extensions is not None:
+            prepared = self._persisted(data, extensions)
+            if prepared is not None:
+                if name is not None and name != prepared.name:
+                    raise _Refused(f"operationName {name!r} is not the registered document's "
+                                   "operation", "BAD_USER_INPUT")
+                return prepared, variables, name
+            return None
+        if not self.enabled or type(query) is not str:
             return None
         prepared = self._prepare(query)
         if prepared is None or (name is not None and name != prepared.name):
             return None
         return prepared, variables, name
 
+    async def _may_send_ad_hoc(self, scope: Scope, receive: Receive) -> bool:
+        """Admins and partners may send ad-hoc documents; anyone else (a bad token too) may
+        not while ``trusted_documents_only`` is set."""
+        if not self._trusted_only:
+            return True
+        ctx = await build_context(self.rt, Request(scope, receive))
+        return ctx.principal is not None and ctx.principal.role in _AD_HOC_ROLES
+
     # -- ASGI ------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (not self.enabled or scope["type"] != "http" or scope["method"] != "POST"
+        if (scope["type"] != "http" or scope["method"] != "POST"
                 or not _header(scope, b"content-type").startswith(b"application/json")
                 or b"multipart" in _header(scope, b"accept")):
+            if scope["type"] == "http" and not await self._may_send_ad_hoc(scope, receive):
+                await _answer(send, _Refused(_AD_HOC_REFUSED, "FORBIDDEN").payload)
+                return
             await self.view(scope, receive, send)
             return
         chunks: list[bytes] = []
@@ -233,11 +321,24 @@ class FastGraphQL:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
-        plan = self._plan(body)
+        try:
+            plan = self._plan(body)
+        except _Refused as refused:
+            await _answer(send, refused.payload)
+            return
+        if (plan is None or plan[0].text is None) and not await self._may_send_ad_hoc(
+                scope, replay):
+            await _answer(send, _Refused(_AD_HOC_REFUSED, "FORBIDDEN").payload)
+            return
         if plan is None:
             await self.view(scope, replay, send)
             return
         prepared, variables, name = plan
+        if not self.enabled:  # a trusted document, through the view as its registered text
+            body = orjson.dumps({"query": prepared.text, "variables": variables,
+                                 "operationName": name})
+            await self.view(scope, replay, send)
+            return
         ctx = await build_context(self.rt, Request(scope, replay))
         result = gql_execute(self._core, prepared.document, None, ctx, variables, name,
                              **self._execute_kwargs)
@@ -250,8 +351,11 @@ class FastGraphQL:
                 for error in result.errors:
                     error.message = strip_suggestions(error.message)
             payload["errors"] = [classify(e, ctx.request_id).formatted for e in result.errors]
-        out = orjson.dumps(payload)
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-length", str(len(out)).encode()),
-                                (b"content-type", b"application/json")]})
-        await send({"type": "http.response.body", "body": out})
+        await _answer(send, orjson.dumps(payload))
+
+
+async def _answer(send: Send, out: bytes) -> None:
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", str(len(out)).encode()),
+                            (b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": out})

@@ -73,6 +73,9 @@ class Settings:
     # whether webhooks may reach private networks (None = only outside production).
     jsonl_root: str = ""
     webhook_allow_private: bool | None = None
+    # Trusted documents (schema/trusted/): when true, anonymous and member callers may only send
+    # registered operations by hash; admins and partners keep ad-hoc documents.
+    trusted_documents_only: bool = False
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
     smtp_tls: str = "none"  # none | starttls | tls
@@ -170,6 +173,7 @@ class Settings:
             partner_allow_list=_list("PARTNER_ADAPTERS"),
             jsonl_root=_env("JSONL_ROOT", ""),
             webhook_allow_private=_flag("WEBHOOK_ALLOW_PRIVATE"),
+            trusted_documents_only=bool(_flag("TRUSTED_DOCUMENTS_ONLY")),
             smtp_host=_env("SMTP_HOST", "127.0.0.1"),
             smtp_port=_int("SMTP_PORT", 25),
             smtp_tls=_env("SMTP_TLS", "none"),
