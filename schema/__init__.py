@@ -27,6 +27,7 @@ from schema import (
     members,
     partner_events,
     partners,
+    passkeys,
     rights,
 )
 from schema.errors import ErrorCodes, QuietSchema
@@ -42,7 +43,8 @@ Query = merge_types("Query", (consent.Query, partners.Query, members.Query, righ
                               console.Query, partner_events.Query))
 Mutation = merge_types("Mutation", (members.Mutation, consent.Mutation, rights.Mutation,
                                     partners.Mutation, delivery_admin.Mutation,
-                                    article5.Mutation, partner_events.Mutation))
+                                    article5.Mutation, passkeys.Mutation,
+                                    partner_events.Mutation))
 
 
 @functools.cache

@@ -14,7 +14,7 @@ from typing import Any
 from starlette.requests import Request
 
 from api.core.errors import ConsentryError, Unauthenticated, Unavailable
-from api.members import liveness
+from api.members import liveness, revocation
 from api.platform.runtime import Runtime
 from api.security.token_cache import TokenCache
 from api.security.tokens import Principal
@@ -23,6 +23,7 @@ from schema.errors import caused_by_outage, safe_traceback
 __all__ = ["Context", "build_context", "principal_for"]
 
 _TOKENS = "context.tokens"
+ENDED = "this session has ended; sign in again"
 
 log = logging.getLogger("consentry.graphql")
 
@@ -61,7 +62,8 @@ async def build_context(rt: Runtime, request: Request | None) -> Context:
     A bad token is kept as ``auth_error`` rather than raised: fields that need no caller still
     answer, and every field that looks at the caller raises it (``schema/permissions.py``).
     A member token whose member was destroyed or withdrew is a bad token, whatever the token
-    cache says (``api/members/liveness.py``).
+    cache says (``api/members/liveness.py``), and so is a token of an ended session
+    (``api/members/revocation.py``).
     """
     headers = request.headers if request is not None else {}
     request_id = headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
@@ -75,11 +77,23 @@ async def build_context(rt: Runtime, request: Request | None) -> Context:
             principal = principal_for(rt, token.strip())
             if principal.role == "MEMBER" and not await _is_live(rt, principal.subject):
                 raise Unauthenticated(liveness.GONE)
+            if principal.sid and await _is_revoked(rt, principal.sid):
+                raise Unauthenticated(ENDED)
             ctx.principal = principal
         except ConsentryError as exc:
             ctx.auth_error = exc if isinstance(exc, (Unauthenticated, Unavailable)) else (
                 Unauthenticated(exc.message))
     return ctx
+
+
+async def _is_revoked(rt: Runtime, session_id: str) -> bool:
+    """``revocation.is_revoked``, failing closed like :func:`_is_live`."""
+    try:
+        return await revocation.is_revoked(rt, session_id)
+    except Exception as exc:
+        if not caused_by_outage(exc):
+            log.error("session check failed: %s", safe_traceback(exc))
+        raise Unavailable() from exc
 
 
 async def _is_live(rt: Runtime, member_id: str) -> bool:

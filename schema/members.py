@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import uuid
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry.types import Info
@@ -22,6 +22,9 @@ from schema.pagination import PageInfo, page_size
 from schema.partners import Disclosure, member_disclosures
 from schema.permissions import IsAdmin, IsMember, principal_of
 from schema.rights import DataRequest, member_data_requests
+
+if TYPE_CHECKING:  # schema.passkeys imports this module (AuthPayload)
+    from schema.passkeys import Passkey
 
 
 @strawberry.type
@@ -55,6 +58,11 @@ class Member:
     @strawberry.field
     async def data_requests(self, info: Info) -> list[DataRequest]:
         return await member_data_requests(info, str(self.id))
+
+    @strawberry.field
+    async def passkeys(self, info: Info) -> list[Annotated[Passkey, strawberry.lazy("schema.passkeys")]]:
+        from schema.passkeys import member_passkeys
+        return await member_passkeys(info, str(self.id))
 
 
 @strawberry.type

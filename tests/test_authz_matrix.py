@@ -126,6 +126,19 @@ async def _article5_ids(rt: Any, member_id: str) -> dict[str, str]:
     return {"LD": decide.id, "LR": release.id}
 
 
+async def _own_address(world: World, role: str) -> dict[str, Any]:
+    return {"e": f"{role}@example.org"}  # one address per caller: the per-address limit holds
+
+
+async def _signed_in_again(world: World, role: str) -> dict[str, Any]:
+    """signOutEverywhere ended the members' sessions: later rows sign in afresh."""
+    if role in ("member", "other"):
+        user_id = "alice" if role == "member" else "bob"
+        body = await world.gql(LOGIN, {"u": user_id, "p": PASSWORD})
+        world.tokens[role] = body["data"]["login"]["accessToken"]
+    return {}
+
+
 def _id(name: str) -> Callable[[World, str], Awaitable[dict[str, Any]]]:
     async def make(world: World, role: str) -> dict[str, Any]:
         return {name: world.ids[name]}
@@ -172,6 +185,21 @@ MATRIX: dict[str, Row] = {
     "refresh": Row("mutation($t: String!) { refresh(refreshToken: $t) { role } }", public(),
                    _carol_refresh),
     "logout": Row('mutation { logout(refreshToken: "not-a-token") }', public()),
+    # --- accounts: mailed tokens need no caller (a bogus one is bad input for everyone)
+    "verifyEmail": Row('mutation { verifyEmail(token: "not-a-token") }',
+                       dict.fromkeys(ROLES, "BAD_USER_INPUT")),
+    "requestPasswordReset": Row("mutation($e: String!) { requestPasswordReset(email: $e) }",
+                                public(), _own_address),
+    "resetPassword": Row('mutation { resetPassword(token: "not-a-token", '
+                         'newPassword: "a long new passphrase 1") }',
+                         dict.fromkeys(ROLES, "BAD_USER_INPUT")),
+    "resendEmailVerification": Row("mutation { resendEmailVerification }", member_only()),
+    "changePassword": Row('mutation { changePassword(currentPassword: "not the password", '
+                          'newPassword: "a long new passphrase 1") }',
+                          {**member_only(), "member": "BAD_USER_INPUT",
+                           "other": "BAD_USER_INPUT"}),
+    "revokeSession": Row('mutation { revokeSession(id: "7d0c6f50-0000-4000-8000-000000000000") }',
+                         {**member_only(), "member": "NOT_FOUND", "other": "NOT_FOUND"}),
     "setCookiePreferences": Row(
         "mutation($device: String!) { setCookiePreferences(deviceId: $device, analytics: true, "
         "personalization: false, marketing: false) { necessary } }",
@@ -222,8 +250,9 @@ MATRIX: dict[str, Row] = {
                             {**admin_only(), "admin": "OK|NOT_FOUND"}),
     "retirePartner": Row("mutation($Q: ID!) { retirePartner(partnerId: $Q) { kind } }",
                          admin_only(), _ids("Q")),
+    "signOutEverywhere": Row("mutation { signOutEverywhere }", member_only()),
     "withdrawMembership": Row(f'mutation {{ withdrawMembership(password: "{PASSWORD}") '
-                              "{ withdrawnAt } }", member_only()),
+                              "{ withdrawnAt } }", member_only(), _signed_in_again),
 }
 
 

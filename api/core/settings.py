@@ -66,6 +66,10 @@ class Settings:
     rate_limit_device: str = "30/hour"
     rate_limit_anonymous_ip: str = "120/hour"
     rate_limit_session_ip: str = "600/hour"
+    # Account mail a caller can trigger (password reset per address asked for, verification
+    # resend per member) and per client address.
+    rate_limit_account_mail: str = "5/hour"
+    rate_limit_account_mail_ip: str = "30/hour"
     cors_origins: tuple[str, ...] = ()
     trusted_hosts: tuple[str, ...] = ("*",)
     partner_allow_list: tuple[str, ...] = ()  # empty = every discovered adapter
@@ -168,6 +172,8 @@ class Settings:
             rate_limit_device=_env("RATE_LIMIT_DEVICE", "30/hour"),
             rate_limit_anonymous_ip=_env("RATE_LIMIT_ANONYMOUS_IP", "120/hour"),
             rate_limit_session_ip=_env("RATE_LIMIT_SESSION_IP", "600/hour"),
+            rate_limit_account_mail=_env("RATE_LIMIT_ACCOUNT_MAIL", "5/hour"),
+            rate_limit_account_mail_ip=_env("RATE_LIMIT_ACCOUNT_MAIL_IP", "30/hour"),
             cors_origins=_list("CORS_ORIGINS"),
             trusted_hosts=_list("TRUSTED_HOSTS") or ("*",),
             partner_allow_list=_list("PARTNER_ADAPTERS"),

@@ -1,27 +1,29 @@
-"""Sign-in for members and admins. Admins need a valid, unused TOTP code as well; a DORMANT
-member signing in gets their data back from the vault first (``api/members/dormancy.py``)."""
+"""Sign-in for members and admins, and password changes. Admins need a valid, unused TOTP code as
+well; a DORMANT member signing in gets their data back from the vault first
+(``api/members/dormancy.py``). Member user ids are matched without regard to case
+(``api/members/user_ids.py``)."""
 
 from __future__ import annotations
 
 import uuid
 
 from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
 
 from api.core.errors import BadInput, Conflict, Unauthenticated
 from api.core.validation import clean_text, validate_email, validate_password, validate_user_id
-from api.members import dormancy, sessions, throttle
+from api.members import dormancy, sessions, throttle, user_ids
+from api.members import records as members
 from api.members.sessions import TokenPair
 from api.models.enums import MemberStatus
 from api.models.member import Admin, Member
-from api.platform import audit
+from api.platform import audit, ratelimit
 from api.platform.runtime import Runtime
 from api.security import totp
-from api.security.blind_index import blind_index
 from api.security.passwords import DUMMY_HASH, hash_password, verify_password
 from api.security.sealed import open_sealed, seal
 
-__all__ = ["login", "create_admin"]
-
+__all__ = ["login", "create_admin", "change_password"]
 
 
 def _seal_secret(rt: Runtime, secret: str, admin_id: str) -> bytes:
@@ -51,7 +53,7 @@ async def create_admin(rt: Runtime, *, user_id: str, email: str, password: str) 
 
 
 async def _admin_login(rt: Runtime, admin: Admin, password: str, otp: str | None,
-                       key: str) -> TokenPair:
+                       key: str, user_agent: str | None) -> TokenPair:
     if not verify_password(admin.password_hash, password):
         raise Unauthenticated("user id or password is wrong")
     if not otp:
@@ -64,19 +66,20 @@ async def _admin_login(rt: Runtime, admin: Admin, password: str, otp: str | None
         raise Unauthenticated("one-time password is wrong or already used")
     await throttle.reset(key)
     await audit.record(rt, f"admin:{admin.id}", "admin.login", f"admin:{admin.id}")
-    return await sessions.start(rt, "ADMIN", str(admin.id))
+    return await sessions.start(rt, "ADMIN", str(admin.id), user_agent)
 
 
-async def login(rt: Runtime, user_id: str, password: str, otp: str | None = None) -> TokenPair:
+async def login(rt: Runtime, user_id: str, password: str, otp: str | None = None,
+                user_agent: str | None = None) -> TokenPair:
     user_id = clean_text(user_id, field="userId", max_len=64)
     if not isinstance(password, str) or len(password) > 1024:
         raise BadInput("password is too long", field="password")
-    key = throttle.throttle_key(rt, user_id)
+    key = throttle.throttle_key(rt, user_id.casefold())  # Alice and alice: one account
     await throttle.attempt(rt, key)  # counted before any secret is checked; reset on success
     admin = await Admin.get_or_none(user_id=user_id)
     if admin is not None:
-        return await _admin_login(rt, admin, password, otp, key)
-    member = await Member.get_or_none(user_id_idx=blind_index(rt.keys, "user_id", user_id))
+        return await _admin_login(rt, admin, password, otp, key, user_agent)
+    member = await user_ids.find(rt, user_id)
     if member is None or member.status == MemberStatus.WITHDRAWN:
         verify_password(DUMMY_HASH, password)  # same cost whether or not the account exists
         raise Unauthenticated("user id or password is wrong")
@@ -84,6 +87,29 @@ async def login(rt: Runtime, user_id: str, password: str, otp: str | None = None
         raise Unauthenticated("user id or password is wrong")
     await throttle.reset(key)
     await Member.filter(id=member.id).update(last_active_at=rt.now())
+    await user_ids.fold_on_sign_in(rt, member, user_id)
     if member.status == MemberStatus.DORMANT:
         await dormancy.reactivate(rt, str(member.id))
-    return await sessions.start(rt, "MEMBER", str(member.id))
+    return await sessions.start(rt, "MEMBER", str(member.id), user_agent)
+
+
+async def change_password(rt: Runtime, member_id: str, session_id: str, current: object,
+                          new: object) -> bool:
+    """Needs the current password (rate-limited per member, as sign-in is per account); ends
+    every session of the member but the one asking."""
+    await ratelimit.hit(rt, "password-change", rt.settings.rate_limit_login, member_id)
+    if not isinstance(current, str) or len(current) > 1024:
+        raise BadInput("currentPassword is too long", field="currentPassword")
+    member = await Member.get(id=member_id)
+    if not verify_password(member.password_hash, current):
+        raise BadInput("currentPassword is not your password", field="currentPassword")
+    if not isinstance(new, str):
+        raise BadInput("password must be 12 to 128 characters", field="password")
+    view = await members.get_view(rt, member_id)
+    validate_password(new, user_id=view.user_id, email=view.email)
+    async with in_transaction("default") as conn:
+        await Member.filter(id=member_id).using_db(conn).update(password_hash=hash_password(new))
+        await sessions.revoke_others(rt, member_id, session_id, conn)
+        await audit.record(rt, f"member:{member_id}", "member.password_change", member_id,
+                           using=conn)
+    return True

@@ -25,6 +25,7 @@ from email.utils import format_datetime, make_msgid
 import aiosmtplib
 
 from api.core.errors import NotFound
+from api.members import account_mail
 from api.members import records as members
 from api.members.notifications import recipient_label
 from api.models.enums import MemberStatus
@@ -71,7 +72,7 @@ async def _recipient(rt: Runtime, row: Notification) -> str:
         raise NoRecipient("member unavailable") from None
 
 
-def _message(rt: Runtime, row: Notification, to: str) -> EmailMessage:
+def _message(rt: Runtime, row: Notification, to: str, body: str) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = rt.settings.mail_from
     msg["To"] = to
@@ -79,7 +80,7 @@ def _message(rt: Runtime, row: Notification, to: str) -> EmailMessage:
     msg["Date"] = format_datetime(rt.now())
     msg["Message-ID"] = make_msgid(idstring=str(row.id), domain="consentry.invalid")
     msg["X-Consentry-Kind"] = row.kind
-    msg.set_content(row.body)
+    msg.set_content(body)
     return msg
 
 
@@ -129,7 +130,8 @@ async def _connect(rt: Runtime) -> aiosmtplib.SMTP:
 async def _send_one(rt: Runtime, row: Notification, relay: _Relay) -> str:
     try:
         to = await _recipient(rt, row)
-        await relay.send(_message(rt, row, to))
+        body = await account_mail.body_for(rt, row)  # a token's link; who sends it and why
+        await relay.send(_message(rt, row, to, body))
     except Held:
         await Notification.filter(id=row.id).update(next_attempt_at=rt.now() + HOLD,
                                                     last_error="Held")
@@ -144,10 +146,13 @@ async def _send_one(rt: Runtime, row: Notification, relay: _Relay) -> str:
             **({"recipient_ct": None} if dead else {}))
         log.warning("notification %s not sent (%s), attempt %d", row.id, type(exc).__name__,
                     attempts)
+        if dead:
+            await account_mail.forget(row)
         return DEAD if dead else "retry"
     await Notification.filter(id=row.id).update(status=SENT, sent_at=rt.now(),
                                                 attempts=row.attempts + 1, recipient_ct=None,
                                                 last_error=None)
+    await account_mail.forget(row)
     return SENT
 
 

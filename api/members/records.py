@@ -27,6 +27,7 @@ from api.core.validation import (
     validate_phone,
     validate_user_id,
 )
+from api.members import user_ids
 from api.models.enums import MemberStatus, PersonalField
 from api.models.member import Member, MemberKey
 from api.platform import audit
@@ -52,6 +53,8 @@ class MemberView:
     created_at: datetime
     last_active_at: datetime
     has_purchase: bool
+    email_verified: bool = False
+    pending_email: str | None = None  # an address change waiting for its verification
 
     def value(self, field: PersonalField) -> str | None:
         """A personal field by enum, as text (dates ISO) for events and exports."""
@@ -91,6 +94,9 @@ def _view(member: Member, key: DataKey) -> MemberView:
         created_at=member.created_at,
         last_active_at=member.last_active_at,
         has_purchase=member.has_purchase,
+        email_verified=member.email_verified_at is not None,
+        pending_email=(key.decrypt("pending_email", bytes(member.pending_email_ct))
+                       if member.pending_email_ct else None),
     )
 
 
@@ -100,7 +106,8 @@ def sealed_view(member: Member) -> MemberView:
     return MemberView(id=str(member.id), user_id="", email="", full_name="", date_of_birth=None,
                       phone=None, address=None, status=member.status,
                       created_at=member.created_at, last_active_at=member.last_active_at,
-                      has_purchase=member.has_purchase)
+                      has_purchase=member.has_purchase,
+                      email_verified=member.email_verified_at is not None)
 
 
 async def _load(rt: Runtime, member_id: str) -> tuple[MemberView, DataKey]:
@@ -160,7 +167,7 @@ async def register(rt: Runtime, *, user_id: str, email: str, full_name: str, pas
             await Member.create(
                 id=member_id, status=MemberStatus.ACTIVE, created_at=now, last_active_at=now,
                 password_hash=hash_password(password),
-                user_id_idx=blind_index(rt.keys, "user_id", user_id),
+                user_id_idx=user_ids.index(rt, user_id), user_id_folded=True,
                 email_idx=blind_index(rt.keys, "email", profile["email"]),
                 user_id_ct=key.encrypt("user_id", user_id),
                 email_ct=key.encrypt("email", profile["email"]),

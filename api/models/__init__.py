@@ -11,6 +11,7 @@ MAIN_MODULES = [
     "api.models.ops",
     "api.models.article5",
     "api.models.onboarding",
+    "api.models.passkeys",
     "api.models.announcements",
     "api.models.partner_loop",
 ]

@@ -29,6 +29,12 @@ class Member(Model):
     dormancy_notified_at = fields.DatetimeField(null=True)
     dormant_since = fields.DatetimeField(null=True)
     withdrawn_at = fields.DatetimeField(null=True)
+    # Accounts (api/members/verification.py): when the address was confirmed, an address
+    # change waiting for confirmation (under the member key), and whether ``user_id_idx`` is
+    # the index of the case-folded user id (False: a row written before ids folded case).
+    email_verified_at = fields.DatetimeField(null=True)
+    pending_email_ct = fields.BinaryField(null=True)
+    user_id_folded = fields.BooleanField(default=False, db_default=False)
 
     class Meta:
         table = "members"
@@ -72,6 +78,7 @@ class RefreshSession(Model):
     expires_at = fields.DatetimeField()
     used_at = fields.DatetimeField(null=True)
     revoked_at = fields.DatetimeField(null=True)
+    user_agent = fields.CharField(max_length=255, null=True)
 
     class Meta:
         table = "refresh_sessions"

@@ -33,6 +33,7 @@ class Principal:
     scopes: tuple[str, ...] = ()
     client_id: str | None = None
     jti: str = ""
+    sid: str = ""  # the session (refresh-token family) a member or admin token belongs to
 
 
 def issue_access_token(keys: KeyRing, *, issuer: str, audience: str, now: datetime,
@@ -50,6 +51,8 @@ def issue_access_token(keys: KeyRing, *, issuer: str, audience: str, now: dateti
     if principal.role == "PARTNER":
         claims["scope"] = " ".join(principal.scopes)
         claims["client_id"] = principal.client_id
+    if principal.sid:
+        claims["sid"] = principal.sid
     return jwt.encode(claims, keys.signing_key, algorithm=ALGORITHM, headers={"kid": keys.kid})
 
 
@@ -84,7 +87,11 @@ def decode_access_token(keys: KeyRing, token: str, *, issuer: str, audience: str
     if role not in ("MEMBER", "ADMIN", "PARTNER"):
         raise Unauthenticated("invalid token")
     scopes = tuple(str(claims.get("scope", "")).split()) if role == "PARTNER" else ()
-    return Principal(role, str(claims["sub"]), scopes, claims.get("client_id"), claims["jti"])
+    sid = claims.get("sid", "")
+    if not isinstance(sid, str):
+        raise Unauthenticated("invalid token")
+    return Principal(role, str(claims["sub"]), scopes, claims.get("client_id"), claims["jti"],
+                     sid)
 
 
 def new_opaque_token(nbytes: int = 32) -> str:

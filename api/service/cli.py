@@ -83,7 +83,19 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     rt = _runtime()
     asyncio.run(migrate(rt.settings))
     print("migrations applied")
-    return 0
+
+    async def fold_user_ids() -> int:  # needs the keys, which a migration has not
+        from api.members import user_ids
+
+        report = await user_ids.fold_legacy(rt)
+        print(f"user ids made case-insensitive: {report.folded}; dormant, done at their next "
+              f"sign-in: {report.dormant}")
+        for member_id in report.collisions:
+            print(f"member {member_id}: user id differs only by case from another member's; "
+                  "left reachable by its exact spelling")
+        return 0
+
+    return asyncio.run(_with_db(rt, fold_user_ids))
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
