@@ -169,9 +169,9 @@ async function renderSignedOut() {
     });
   });
 
-  const parts = [h("div", { class: "cols" }, h("section", {}, signIn), h("section", {}, signUp))];
-  if (caps.has("Mutation.requestPasswordReset")) parts.push(forgotPassword());
-  view.replaceChildren(...parts);
+  const left = h("div", {}, h("section", {}, signIn),
+    caps.has("Mutation.requestPasswordReset") ? forgotPassword() : null);
+  view.replaceChildren(h("div", { class: "cols" }, left, h("section", {}, signUp)));
 }
 
 function purposeChoice(purpose, checked, id) {
