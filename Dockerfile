@@ -48,6 +48,10 @@ RUN groupadd --gid 10001 consentry \
 COPY --from=build /opt/venv /opt/venv
 USER 10001:10001
 WORKDIR /var/lib/consentry
+# State that must outlive the container lives here: the shred log (docs/operations.md,
+# "Restore"), and the SQLite files when no database URL is set. Mount a named volume here, shared
+# by the API and worker containers of a host: production refuses to start when it cannot write
+# the shred log (no VOLUME instruction: buildah's handling of it hides a bind mount).
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"]
