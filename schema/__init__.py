@@ -19,6 +19,7 @@ from strawberry.extensions import (
 from strawberry.tools import merge_types
 
 from schema import (
+    accounts,
     article5,
     audit,
     consent,
@@ -43,7 +44,7 @@ Query = merge_types("Query", (consent.Query, partners.Query, members.Query, righ
                               console.Query, partner_events.Query))
 Mutation = merge_types("Mutation", (members.Mutation, consent.Mutation, rights.Mutation,
                                     partners.Mutation, delivery_admin.Mutation,
-                                    article5.Mutation, passkeys.Mutation,
+                                    article5.Mutation, passkeys.Mutation, accounts.Mutation,
                                     partner_events.Mutation))
 
 

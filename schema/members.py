@@ -11,10 +11,11 @@ import strawberry
 from strawberry.types import Info
 
 from api.core.errors import BadInput, Forbidden
-from api.members import admin_members, auth, profile, sessions
+from api.members import admin_members, auth, profile, sessions, verification
 from api.members import records as members
 from api.members.records import MemberView
 from api.platform import ratelimit
+from schema.accounts import Session, member_sessions
 from schema.consent import Consent, member_consents
 from schema.enums import MemberStatus, Role
 from schema.limits import once_if_anonymous
@@ -39,13 +40,21 @@ class Member:
     status: MemberStatus
     created_at: datetime
     last_active_at: datetime
+    email_verified: bool = False
+    pending_email: str | None = strawberry.field(
+        default=None, description="An email change that waits for the new address to be confirmed.")
 
     @classmethod
     def from_view(cls, view: MemberView) -> Member:
         return cls(id=strawberry.ID(view.id), user_id=view.user_id, email=view.email,
                    full_name=view.full_name, date_of_birth=view.date_of_birth,
                    phone=view.phone, address=view.address, status=view.status,
-                   created_at=view.created_at, last_active_at=view.last_active_at)
+                   created_at=view.created_at, last_active_at=view.last_active_at,
+                   email_verified=view.email_verified, pending_email=view.pending_email)
+
+    @strawberry.field(description="The member's own sessions (member token of this member).")
+    async def sessions(self, info: Info) -> list[Session]:
+        return await member_sessions(info, str(self.id))
 
     @strawberry.field
     async def consents(self, info: Info) -> list[Consent]:
@@ -160,18 +169,20 @@ class Mutation:
         rt = info.context.rt
         once_if_anonymous(info)
         await ratelimit.check_register(rt, input.user_id, info.context.client)
-        view = await members.register(
+        view = await verification.register(
             rt, user_id=input.user_id, email=input.email, full_name=input.full_name,
             password=input.password, date_of_birth=input.date_of_birth, phone=input.phone,
             address=input.address)
-        return await _payload(info, await sessions.start(rt, "MEMBER", view.id))
+        return await _payload(info, await sessions.start(rt, "MEMBER", view.id,
+                                                         info.context.user_agent))
 
     @strawberry.mutation
     async def login(self, info: Info, user_id: str, password: str,
                     otp: str | None = None) -> AuthPayload:
         once_if_anonymous(info)
         await ratelimit.check_login(info.context.rt, user_id, info.context.client)
-        return await _payload(info, await auth.login(info.context.rt, user_id, password, otp))
+        return await _payload(info, await auth.login(info.context.rt, user_id, password, otp,
+                                                     info.context.user_agent))
 
     @strawberry.mutation
     async def refresh(self, info: Info, refresh_token: str) -> AuthPayload:

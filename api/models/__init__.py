@@ -12,6 +12,7 @@ MAIN_MODULES = [
     "api.models.article5",
     "api.models.onboarding",
     "api.models.passkeys",
+    "api.models.accounts",
     "api.models.announcements",
     "api.models.partner_loop",
 ]
