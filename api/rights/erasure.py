@@ -34,7 +34,7 @@ from datetime import datetime
 from tortoise.transactions import in_transaction
 
 from api.core.errors import NotFound, Unauthenticated
-from api.members import dormancy, liveness, notifications, sessions, throttle, vault
+from api.members import dormancy, liveness, notifications, passkeys, sessions, throttle, vault
 from api.members import records as members
 from api.members.records import MemberView
 from api.models.consent import ConsentEvent, CookieChoice
@@ -160,6 +160,7 @@ async def destroy(rt: Runtime, member_id: str, *, actor: str,
             await Purchase.filter(member_id=member_id).using_db(conn).delete()
             await Notification.filter(member_id=member_id).using_db(conn).delete()
             await ImportedMember.filter(member_id=member_id).using_db(conn).delete()
+            await passkeys.destroy_for(member_id, conn)
             if view is not None and not replay:
                 note_id = uuid.uuid4()
                 await Notification.create(
