@@ -81,4 +81,5 @@ class Mutation:
     async def finish_passkey_login(self, info: Info, credential: JSON) -> AuthPayload:
         once_if_anonymous(info)
         await _per_address(info, "finish")
-        return await _payload(info, await passkeys.finish_login(info.context.rt, credential))
+        pair = await passkeys.finish_login(info.context.rt, credential, info.context.user_agent)
+        return await _payload(info, pair)

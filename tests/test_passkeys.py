@@ -69,6 +69,17 @@ async def test_register_then_sign_in_by_user_id(gql, member, clock):
     assert refreshed["data"]["refresh"]["role"] == "MEMBER"
 
 
+async def test_the_user_id_is_matched_without_regard_to_case(gql, member):
+    device = SoftAuthenticator()
+    await _register(gql, member, device)
+    options = await _options(gql, "ALICE")
+    assert [c["id"] for c in options["allowCredentials"]] == [b64url(device.credentials[0].id)]
+    body = await gql(FINISH_LOGIN, {"c": device.get(options)})
+    assert body["data"]["finishPasskeyLogin"]["member"]["id"] == member.id
+    upper, lower = await _options(gql, "Nobody"), await _options(gql, "nobody")
+    assert upper["allowCredentials"] == lower["allowCredentials"]
+
+
 async def test_discoverable_sign_in_without_user_id(gql, member):
     device = SoftAuthenticator()
     await _register(gql, member, device, name=None)

@@ -47,14 +47,13 @@ from webauthn.helpers.structs import (
 
 from api.core.errors import BadInput, NotFound, Unauthenticated
 from api.core.validation import clean_text
-from api.members import dormancy, records, sessions
+from api.members import dormancy, records, sessions, user_ids
 from api.members.sessions import TokenPair
 from api.models.enums import MemberStatus
 from api.models.member import Member
 from api.models.passkeys import Passkey, PasskeyChallenge
 from api.platform import audit
 from api.platform.runtime import Runtime
-from api.security.blind_index import blind_index
 
 __all__ = ["PasskeyView", "CHALLENGE_SECONDS", "MAX_PASSKEYS", "begin_registration",
            "finish_registration", "begin_login", "finish_login", "remove", "list_for",
@@ -179,10 +178,6 @@ async def finish_registration(rt: Runtime, member_id: str, credential: object,
     return PasskeyView(str(passkey.id), label, now, None)
 
 
-async def _login_member(rt: Runtime, user_id: str) -> Member | None:
-    return await Member.get_or_none(user_id_idx=blind_index(rt.keys, "user_id", user_id))
-
-
 async def begin_login(rt: Runtime, user_id: str | None) -> dict[str, Any]:
     """PublicKeyCredentialRequestOptions (JSON form). With a user id, that member's passkeys are
     allowed (and only theirs will be accepted); without, any discoverable credential.
@@ -194,11 +189,11 @@ async def begin_login(rt: Runtime, user_id: str | None) -> dict[str, Any]:
     allow: list[PublicKeyCredentialDescriptor] = []
     if user_id is not None:
         user_id = clean_text(user_id, field="userId", max_len=64)
-        member = await _login_member(rt, user_id)
+        member = await user_ids.find(rt, user_id)  # Alice and alice: one account
         bound = member.id if member and member.status != MemberStatus.WITHDRAWN else uuid.uuid4()
         allow = _descriptors(await Passkey.filter(member_id=bound).order_by("created_at"))
         if not allow:
-            decoy = hmac.new(rt.keys.derive("passkey-decoy"), user_id.encode(),
+            decoy = hmac.new(rt.keys.derive("passkey-decoy"), user_id.casefold().encode(),
                              hashlib.sha256).digest()
             allow = [PublicKeyCredentialDescriptor(id=decoy)]
     options = generate_authentication_options(
@@ -238,7 +233,8 @@ async def _verified_passkey(rt: Runtime, answer: dict[str, Any]) -> Passkey:
     return passkey
 
 
-async def finish_login(rt: Runtime, credential: object) -> TokenPair:
+async def finish_login(rt: Runtime, credential: object,
+                       user_agent: str | None = None) -> TokenPair:
     """Sign in with a passkey: the same session as a password sign-in (``auth.login``)."""
     if not isinstance(credential, dict):
         raise Unauthenticated(_LOGIN_REFUSED)
@@ -249,7 +245,7 @@ async def finish_login(rt: Runtime, credential: object) -> TokenPair:
     await Member.filter(id=member.id).update(last_active_at=rt.now())
     if member.status == MemberStatus.DORMANT:
         await dormancy.reactivate(rt, str(member.id))
-    return await sessions.start(rt, "MEMBER", str(member.id))
+    return await sessions.start(rt, "MEMBER", str(member.id), user_agent)
 
 
 async def remove(rt: Runtime, member_id: str, passkey_id: str) -> bool:
