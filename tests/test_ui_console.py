@@ -138,9 +138,14 @@ def test_console_sign_in_announce_partner_and_issue_credentials(tmp_path):
         assert page.get_by_text("No partners yet.").is_visible()
         # Screens of capabilities not served yet stay out of the way, and appear once served.
         import httpx
-        record_served = "errors" not in httpx.post(f"{url}/graphql", json={
-            "query": "{ processingRecord @skip(if: true) }"}).json()
+        def served(name: str, selection: str = "") -> bool:
+            return "errors" not in httpx.post(f"{url}/graphql", json={
+                "query": f"{{ {name} @skip(if: true) {selection} }}"}).json()
+
+        record_served = served("processingRecord")
+        duties_served = served("deletionDuties", "{ eventId }")
         assert page.get_by_role("link", name="Processing record").count() == int(record_served)
+        assert page.get_by_role("link", name="Deletion duties").count() == int(duties_served)
 
         # Announce: adapters come from the API, the secret setting is masked, the date has a floor.
         form = page.locator("#announce-form")
@@ -248,6 +253,15 @@ def test_console_sign_in_announce_partner_and_issue_credentials(tmp_path):
         page.get_by_label("User ID or email").fill("nobody-here@example.org")
         page.get_by_role("button", name="Look up").click()
         page.get_by_text("No member with that user ID or email.").wait_for()
+
+        if duties_served:
+            nav("Deletion duties")
+            assert page.get_by_text("No deletion duties.").is_visible()
+            axe_check(page, label="console deletion duties")
+        if record_served:
+            nav("Processing record")
+            assert page.get_by_role("button", name="Download as JSON").is_visible()
+            axe_check(page, label="console processing record")
 
         nav("Delivery")
         assert page.get_by_text("No dead letters.").is_visible()

@@ -12,6 +12,7 @@ import partners from "./partners.js";
 import requests from "./requests.js";
 import members from "./members.js";
 import delivery from "./delivery.js";
+import duties from "./duties.js";
 import audit from "./audit.js";
 import policy from "./policy.js";
 import record from "./record.js";
@@ -19,7 +20,7 @@ import record from "./record.js";
 for (const [language, dict] of Object.entries(STRINGS)) addStrings(language, dict);
 
 // Sections with `available()` show only when the API serves what they need.
-const ALL_SECTIONS = [partners, requests, members, delivery, audit, policy, record];
+const ALL_SECTIONS = [partners, requests, members, duties, delivery, audit, policy, record];
 let SECTIONS = ALL_SECTIONS.filter((s) => !s.available);
 const LOGIN = `mutation($u: String!, $p: String!, $otp: String) {
   login(userId: $u, password: $p, otp: $otp) { accessToken refreshToken role } }`;
