@@ -17,7 +17,7 @@ from api.service.composition import JOBS
 from api.sharing import adapters
 from partners.base import PartnerAdapter, PartnerEvent
 from tests import helpers_rights
-from tests.conftest import error_code
+from tests.conftest import PASSWORD, error_code
 from tests.helpers_partners import (
     announce,
     give,
@@ -143,3 +143,14 @@ async def test_a_push_adapter_confirms_through_its_contract(gql, admin, member, 
         "confirmed": 1, "overdue_mailed": 0}
     [duty] = await DeletionDuty.all()
     assert (str(duty.event_id), duty.confirmed_by) == (ConfirmingAdapter.received[0], "adapter")
+
+
+async def test_a_destroyed_members_duty_stays_without_the_member_id(gql, admin, member, rt, clock,
+                                                                    tmp_path):
+    await _revoked(gql, admin, member, rt, clock, tmp_path)
+    body = await gql('mutation($p: String!) { withdrawMembership(password: $p) { withdrawnAt } }',
+                     {"p": PASSWORD}, token=member.token)
+    assert "errors" not in body, body
+    await run_all(rt, JOBS, only=["deletion_duties"])
+    duties = sorted((d.kind, d.member_id) for d in await DeletionDuty.all())
+    assert duties == [("member.erasure", None), ("member.revoked", None)]

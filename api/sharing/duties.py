@@ -20,12 +20,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from tortoise.expressions import Subquery
 from tortoise.transactions import in_transaction
 
 from api.core.errors import BadInput
 from api.members import notifications
 from api.models.enums import OutboxStatus
-from api.models.member import Admin
+from api.models.member import Admin, Member
 from api.models.partner import OutboxEvent, Partner
 from api.models.partner_loop import DeletionDuty
 from api.models.rights import Notification
@@ -213,7 +214,16 @@ async def _mail_overdue(rt: Runtime) -> int:
     return mailed
 
 
+async def _forget_destroyed() -> int:
+    """A destroyed member's duties stay (the partner still owes the deletion) without the
+    member's id, like the rest of what destruction leaves."""
+    return await DeletionDuty.filter(member_id__isnull=False).exclude(
+        member_id__in=Subquery(Member.all().values("id"))).update(member_id=None)
+
+
 async def deletion_duties(rt: Runtime) -> dict[str, int]:
-    """The ``deletion_duties`` job: adapter confirmations first, then overdue mails."""
+    """The ``deletion_duties`` job: forget destroyed members' ids, ask adapters for
+    confirmations, then mail the admins about overdue duties."""
+    await _forget_destroyed()
     confirmed = await _adapter_confirmations(rt)
     return {"confirmed": confirmed, "overdue_mailed": await _mail_overdue(rt)}
