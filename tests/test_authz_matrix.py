@@ -200,6 +200,16 @@ MATRIX: dict[str, Row] = {
                            "other": "BAD_USER_INPUT"}),
     "revokeSession": Row('mutation { revokeSession(id: "7d0c6f50-0000-4000-8000-000000000000") }',
                          {**member_only(), "member": "NOT_FOUND", "other": "NOT_FOUND"}),
+    # --- passkeys: registration needs a member token; sign-in none (a bogus answer: refused)
+    "beginPasskeyRegistration": Row("mutation { beginPasskeyRegistration }", member_only()),
+    "finishPasskeyRegistration": Row("mutation { finishPasskeyRegistration(credential: {}) { id } }",
+                                     {**member_only(), "member": "BAD_USER_INPUT",
+                                      "other": "BAD_USER_INPUT"}),
+    "removePasskey": Row('mutation { removePasskey(id: "7d0c6f50-0000-4000-8000-000000000000") }',
+                         {**member_only(), "member": "NOT_FOUND", "other": "NOT_FOUND"}),
+    "beginPasskeyLogin": Row('mutation { beginPasskeyLogin(userId: "carol") }', public()),
+    "finishPasskeyLogin": Row("mutation { finishPasskeyLogin(credential: {}) { role } }",
+                              dict.fromkeys(ROLES, U)),
     "setCookiePreferences": Row(
         "mutation($device: String!) { setCookiePreferences(deviceId: $device, analytics: true, "
         "personalization: false, marketing: false) { necessary } }",
