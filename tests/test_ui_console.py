@@ -36,6 +36,11 @@ async def test_member_lookup_by_exact_user_id_or_email_is_audited(gql, admin, me
     assert "ali" not in str(misses)  # the value looked up is not in the trail
 
 
+async def test_member_lookup_by_user_id_ignores_case_like_sign_in(gql, admin, member):
+    body = await gql(LOOKUP, {"u": "ALICE"}, token=admin.token)
+    assert body["data"]["memberLookup"]["id"] == member.id, body
+
+
 @pytest.mark.parametrize("variables", [{}, {"u": "alice", "e": "alice@example.org"}])
 async def test_member_lookup_needs_exactly_one_key(gql, admin, member, variables):
     body = await gql(LOOKUP, variables, token=admin.token)

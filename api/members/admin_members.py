@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from api.core.errors import BadInput, NotFound
 from api.members import records as members
+from api.members import user_ids
 from api.members.records import MemberView
 from api.models.enums import MemberStatus
 from api.models.member import Member
@@ -77,10 +78,11 @@ async def find(rt: Runtime, admin_id: str, *, user_id: str | None = None,
     searched in plaintext); a hit is an audited ``read``, a miss is audited too, without the value."""
     if (user_id is None) == (email is None):
         raise BadInput("give either userId or email", field="userId")
-    key = ({"user_id_idx": blind_index(rt.keys, "user_id", user_id)} if user_id is not None
-           else {"email_idx": blind_index(rt.keys, "email", email or "")})
-    row = await Member.filter(**key).exclude(status=MemberStatus.WITHDRAWN).first()
-    if row is None:
+    if user_id is not None:  # the same lookup as sign-in (ids are one account whatever the case)
+        row = await user_ids.find(rt, user_id)
+    else:
+        row = await Member.filter(email_idx=blind_index(rt.keys, "email", email or "")).first()
+    if row is None or row.status == MemberStatus.WITHDRAWN:
         await audit.record(rt, f"admin:{admin_id}", "admin.lookup_member", None)
         return None
     return await read(rt, admin_id, str(row.id))
