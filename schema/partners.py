@@ -13,7 +13,7 @@ from strawberry.types import Info
 from api.core.errors import Forbidden, Unauthenticated
 from api.models import enums as e
 from api.models.partner import PartnerChange as ChangeRow
-from api.sharing import duties, oauth, pull, purchases
+from api.sharing import duties, oauth, pull, purchases, push
 from api.sharing import ledger as disclosures
 from api.sharing import registry as partners_registry
 from api.sharing.grants import PartnerState
@@ -257,11 +257,14 @@ class Mutation:
         result = await partners_registry.change_fields(info.context.rt, _actor(info),
                                                        str(partner_id), fields, optional_fields,
                                                        effective_at)
+        if result.change.kind == e.PartnerChangeKind.FIELDS_NARROWED:  # member.revoked now
+            await push.apply_removal(info.context.rt, result.change)
         return PartnerChange.of(result.change, result.partner)
 
     @strawberry.mutation(permission_classes=[IsAdmin])
     async def retire_partner(self, info: Info, partner_id: strawberry.ID) -> PartnerChange:
         result = await partners_registry.retire(info.context.rt, _actor(info), str(partner_id))
+        await push.apply_removal(info.context.rt, result.change)  # member.revoked now
         return PartnerChange.of(result.change, result.partner)
 
     @strawberry.mutation(permission_classes=[IsAdmin])

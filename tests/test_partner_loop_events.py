@@ -10,6 +10,8 @@ from typing import Any
 from api.models.partner import Disclosure, OutboxEvent
 from tests.conftest import PASSWORD, error_code
 from tests.helpers_partners import (
+    CHANGE,
+    RETIRE,
     announce,
     events,
     give,
@@ -158,3 +160,30 @@ async def test_partner_events_need_the_members_read_scope(gql, client, admin):
                          fields=["FULL_NAME"], optional=[])
     token = await partner_token(client, gql, admin, pid, ("purchases:write",))
     assert error_code(await gql(EVENTS, token=token)) == "FORBIDDEN"
+
+
+async def test_narrowing_and_retiring_revoke_at_once_only_what_was_received(
+        gql, admin, member, other_member, rt, clock, tmp_path):
+    pid = await announce(gql, admin, directory=tmp_path, fields=["FULL_NAME", "ADDRESS"],
+                         optional=[])
+    await purchase(gql, admin, member.id)
+    await purchase(gql, admin, other_member.id, "order 2")  # bob has no address
+    clock.advance(days=30)
+    await run_jobs(rt)
+    body = await gql(CHANGE, {"id": pid, "f": ["FULL_NAME"], "o": []}, token=admin.token)
+    assert "errors" not in body, body
+    # at once, before any job: only alice had received an address
+    revoked = await OutboxEvent.filter(type="member.revoked").values_list("member_id",
+                                                                          "payload_plain")
+    assert [(str(m), p["fields"]) for m, p in revoked] == [(member.id, ["ADDRESS"])]
+    body = await gql(RETIRE, {"id": pid}, token=admin.token)
+    assert "errors" not in body, body
+    revoked = await OutboxEvent.filter(type="member.revoked").values_list("member_id",
+                                                                          "payload_plain")
+    assert sorted((str(m), p["fields"]) for m, p in revoked) == sorted([
+        (member.id, ["ADDRESS"]), (member.id, ["FULL_NAME"]), (other_member.id, ["FULL_NAME"])])
+    await run_jobs(rt)  # the job finds the changes claimed: nothing twice
+    assert await OutboxEvent.filter(type="member.revoked").count() == 3
+    pushed = [(e["type"], e["fields"]) for e in events(tmp_path, "ShipFast")]
+    assert sorted(pushed)[:3] == [("member.revoked", ["address"]), ("member.revoked", ["fullName"]),
+                                  ("member.revoked", ["fullName"])]

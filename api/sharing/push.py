@@ -49,8 +49,8 @@ from api.sharing.pull import candidates, granted_values
 from api.sharing.refs import partner_ref
 
 __all__ = ["enqueue_grant", "push_gains", "on_profile_changed", "on_consent_changed",
-           "bring_changes_into_force", "in_force_partners", "catch_up_member", "catch_up",
-           "CATCH_UP_EVERY"]
+           "bring_changes_into_force", "apply_removal", "in_force_partners", "catch_up_member",
+           "catch_up", "CATCH_UP_EVERY"]
 
 log = logging.getLogger("consentry.sharing")
 _BATCH = 500
@@ -262,6 +262,17 @@ async def _push_scope(rt: Runtime, change: PartnerChange, now: datetime) -> int:
         cursor = str(batch[-1].id)
 
 
+async def apply_removal(rt: Runtime, change: PartnerChange) -> int:
+    """A narrowing or a retirement (in force at once): claim the change and, in the same
+    transaction, send ``member.revoked`` for what is no longer granted. Called right after the
+    admin's change commits, and by the job for any change a crash left unclaimed."""
+    async with in_transaction("default") as conn:
+        if not await PartnerChange.filter(id=change.id, applied_at=None).using_db(conn).update(
+                applied_at=rt.now()):
+            return 0
+        return await revocation.revoke_partner(rt, str(change.partner_id), conn)
+
+
 async def bring_changes_into_force(rt: Runtime) -> dict[str, int]:
     """Record due changes as applied and push to members they newly bring into scope.
 
@@ -275,11 +286,8 @@ async def bring_changes_into_force(rt: Runtime) -> dict[str, int]:
     for change in due:
         if change.kind in (PartnerChangeKind.ADDED, PartnerChangeKind.FIELDS_WIDENED):
             events += await _push_scope(rt, change, now)
-        else:  # narrowed or retired: claim it and revoke what is no longer granted, together
-            async with in_transaction("default") as conn:
-                if await PartnerChange.filter(id=change.id, applied_at=None).using_db(
-                        conn).update(applied_at=now):
-                    events += await revocation.revoke_partner(rt, str(change.partner_id), conn)
+        else:
+            events += await apply_removal(rt, change)
         applied += 1
     return {"applied": applied, "events": events}
 
