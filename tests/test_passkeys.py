@@ -6,10 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
+import pytest
+
 from api.members.dormancy import make_dormant
 from api.models.enums import MemberStatus
 from api.models.member import Member
 from api.models.passkeys import Passkey, PasskeyChallenge
+from api.service.asgi import create_app
+from api.service.composition import with_settings
 from tests.conftest import GQL, PASSWORD, Account, error_code
 from tests.webauthn_soft import SoftAuthenticator, b64url
 
@@ -23,6 +28,8 @@ REMOVE = "mutation($id: ID!) { removePasskey(id: $id) }"
 MY_PASSKEYS = "{ me { passkeys { id name createdAt lastUsedAt } } }"
 REFUSED_LOGIN = "passkey sign-in failed; start again"
 REFUSED_REG = "the passkey could not be registered; start again"
+
+pytestmark = pytest.mark.both_graphql_paths  # JSON in and out through both GraphQL paths
 
 
 async def _register(gql: GQL, account: Account, device: SoftAuthenticator,
@@ -235,3 +242,17 @@ async def test_passkeys_are_shown_to_their_member_only(gql, member, admin):
     body = await gql("query($id: ID!) { member(id: $id) { passkeys { id } } }",
                      {"id": member.id}, token=admin.token)
     assert error_code(body) == "FORBIDDEN"
+
+
+async def test_passkey_sign_in_is_rate_limited_per_address(rt):
+    limited = with_settings(rt, rate_limit_login_ip="3/minute")
+    transport = httpx.ASGITransport(app=create_app(limited, manage_db=False),
+                                    client=("203.0.113.9", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        gql = GQL(client)
+        codes = [error_code(await gql(BEGIN_LOGIN, {"u": f"user{i}"})) for i in range(4)]
+        assert codes == [None, None, None, "RATE_LIMITED"]
+        codes = [error_code(await gql(FINISH_LOGIN, {"c": {}})) for _ in range(4)]
+        assert codes == ["UNAUTHENTICATED"] * 3 + ["RATE_LIMITED"]
+        body = await gql(FINISH_LOGIN, {"c": {}})
+        assert isinstance(body["errors"][0]["extensions"]["retryAfter"], int)
