@@ -76,6 +76,19 @@ SITE_FILES = {
 }
 
 
+BANNER_READ_HASH = "c20f4cd77563499c4c822653b1147e7303932eae29ab2d009a587b76e4c86685"
+
+
+def read_back(api: str, device: str) -> dict[str, bool]:
+    """The device's recorded choice, through the API (the registered read, by hash: the server
+    under test takes nothing else from anonymous callers)."""
+    body = httpx.post(f"{api}/graphql", json={"variables": {"d": device}, "extensions": {
+        "persistedQuery": {"version": 1, "sha256Hash": BANNER_READ_HASH}}}).json()
+    assert "errors" not in body, body
+    choice = body["data"]["cookiePreferences"]
+    return {k: choice[k] for k in ("analytics", "personalization", "marketing")}
+
+
 @contextlib.contextmanager
 def clinic_site(api: str) -> Iterator[str]:
     """The embedding site: another origin, under a strict CSP of its own (no inline script or
@@ -119,6 +132,9 @@ def test_banner_on_another_origin_gates_tagged_scripts_until_consent(tmp_path):
     require_browser()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENTRY_")}
     env["CONSENTRY_DATA_DIR"] = str(tmp_path / "data")
+    # The banner is an anonymous first-party client: it sends registered documents by hash,
+    # so it works where nothing else anonymous is accepted.
+    env["CONSENTRY_TRUSTED_DOCUMENTS_ONLY"] = "true"
     # Each origin names the other: the site's page loads the API's script, the API's
     # CONSENTRY_CORS_ORIGINS lists the site. So the API's port is chosen first.
     with contextlib.ExitStack() as stack:
@@ -174,10 +190,8 @@ def test_banner_on_another_origin_gates_tagged_scripts_until_consent(tmp_path):
         # The choice is recorded under the device id the site keeps (its own localStorage).
         device = page.evaluate("localStorage.getItem('consentry.device')")
         assert device and device == page.evaluate("window.consentry.deviceId()")
-        body = httpx.post(f"{api}/graphql", json={"query": READ, "variables": {"d": device}}).json()
-        assert body["data"]["cookiePreferences"] == {
-            "deviceId": device, "necessary": True, "analytics": True, "personalization": False,
-            "marketing": False}
+        assert read_back(api, device) == {"analytics": True, "personalization": False,
+                                          "marketing": False}
 
         # Next visit: no banner, the consented script runs at once, the other still waits.
         page.reload()
@@ -197,8 +211,8 @@ def test_banner_on_another_origin_gates_tagged_scripts_until_consent(tmp_path):
         assert page.evaluate("window.analyticsRuns") == 1  # a script runs once, never twice
         assert [e["marketing"] for e in page.evaluate("window.consentryEvents")] == [True]
         page.evaluate("window.consentry.saved()")
-        body = httpx.post(f"{api}/graphql", json={"query": READ, "variables": {"d": device}}).json()
-        assert body["data"]["cookiePreferences"]["marketing"] is True
+        assert read_back(api, device) == {"analytics": True, "personalization": True,
+                                          "marketing": True}
         assert problems == [], problems
 
 
@@ -215,3 +229,26 @@ def _serve_on(env: dict[str, str], log: Path, port: int) -> Iterator[tuple[str, 
             yield running
     finally:
         helpers.free_port = original
+
+
+def test_documents_the_pages_send_by_hash_are_registered():
+    """The banner and the console's sign-in send registered documents (text and SHA-256): each
+    pair in the scripts must be a document of schema/trusted/manifest.json, or a server holding
+    anonymous callers to trusted documents refuses them."""
+    import re
+
+    from schema.trusted import document_hash, load
+
+    static = Path(__file__).parents[1] / "api" / "service" / "static"
+    manifest = load()
+    pairs = []
+    for script in (static / "banner" / "consent.js", static / "console" / "app.js"):
+        source = script.read_text(encoding="utf-8")
+        for text, digest in re.findall(r'text:\s*((?:"[^"]*"\s*\+?\s*)+),\s*sha256:\s*"([0-9a-f]{64})"',
+                                       source):
+            joined = "".join(re.findall(r'"([^"]*)"', text))
+            pairs.append((script.name, joined, digest))
+    assert {name for name, _, _ in pairs} == {"consent.js", "app.js"} and len(pairs) == 4, pairs
+    for name, text, digest in pairs:
+        assert document_hash(text) == digest, (name, text)
+        assert manifest.get(digest) == text, (name, text)

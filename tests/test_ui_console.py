@@ -301,3 +301,17 @@ def test_console_sign_in_announce_partner_and_issue_credentials(tmp_path):
         page.get_by_text("This account is not an administrator.").wait_for()
         assert page.locator("#console").is_hidden()
     assert errors == [], errors
+
+
+def test_console_signs_in_where_only_trusted_documents_are_accepted(tmp_path):
+    """Sign-in is anonymous, so it goes as a registered document by hash; once signed in the
+    admin's own queries are ad hoc (admins keep those)."""
+    require_browser()
+    env = _env(tmp_path)
+    env["CONSENTRY_TRUSTED_DOCUMENTS_ONLY"] = "true"
+    (tmp_path / "data").mkdir()
+    totp = _create_admin(env, "head-nurse")
+    with serve(env, tmp_path / "serve.log") as (url, _proc), chromium() as browser:
+        page = browser.new_page(locale="en-GB")
+        _sign_in(page, url, "head-nurse", totp)
+        assert page.get_by_text("No partners yet.").is_visible()

@@ -144,19 +144,28 @@
   try { choice = normalise(JSON.parse(load(CHOICE_KEY, COOKIE_CHOICE) || "null")); } catch (_) { choice = null; }
 
   // --- the API
-  function gql(query, variables) {
+  // Registered (trusted) documents, schema/trusted/Banner*.graphql: sent with their SHA-256 so
+  // a server that accepts only trusted documents from anonymous callers takes them.
+  function gql(doc, variables) {
     return fetch(api + "/graphql", {
       method: "POST", mode: "cors", credentials: "omit", cache: "no-store",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ query: query, variables: variables })
+      body: JSON.stringify({ query: doc.text, variables: variables,
+        extensions: { persistedQuery: { version: 1, sha256Hash: doc.sha256 } } })
     }).then(function (response) { return response.json(); }).then(function (body) {
       if (body.errors && body.errors.length) throw new Error(body.errors[0].message);
       return body.data;
     });
   }
-  var SET = "mutation($d: String!, $a: Boolean!, $p: Boolean!, $m: Boolean!) { setCookiePreferences(" +
-    "deviceId: $d, analytics: $a, personalization: $p, marketing: $m) { analytics personalization marketing at } }";
-  var READ = "query($d: String!) { cookiePreferences(deviceId: $d) { analytics personalization marketing at } }";
+  var SET = {
+    text: "mutation BannerCookieChoice($d: String!, $a: Boolean!, $p: Boolean!, $m: Boolean!) { setCookiePreferences(" +
+      "deviceId: $d, analytics: $a, personalization: $p, marketing: $m) { analytics personalization marketing at } }",
+    sha256: "a72f677540bf8f5897ba60202fd1afe17e4a929f029183156f21772267a9ddc6"
+  };
+  var READ = {
+    text: "query BannerCookieRead($d: String!) { cookiePreferences(deviceId: $d) { analytics personalization marketing at } }",
+    sha256: "c20f4cd77563499c4c822653b1147e7303932eae29ab2d009a587b76e4c86685"
+  };
 
   // --- gated scripts
   function categoriesOf(el) {

@@ -7,7 +7,7 @@ import { session } from "../common/api.js";
 import { h } from "../common/dom.js";
 import { addStrings, apply, languageSwitch, onLangChange, t } from "../common/i18n.js";
 import { STRINGS } from "./strings.js";
-import { call, onSubmit } from "./util.js";
+import { onSubmit, persisted } from "./util.js";
 import partners from "./partners.js";
 import requests from "./requests.js";
 import members from "./members.js";
@@ -22,8 +22,15 @@ for (const [language, dict] of Object.entries(STRINGS)) addStrings(language, dic
 // Sections with `available()` show only when the API serves what they need.
 const ALL_SECTIONS = [partners, requests, members, duties, delivery, audit, policy, record];
 let SECTIONS = ALL_SECTIONS.filter((s) => !s.available);
-const LOGIN = `mutation($u: String!, $p: String!, $otp: String) {
-  login(userId: $u, password: $p, otp: $otp) { accessToken refreshToken role } }`;
+// Sign-in is anonymous: sent as registered documents (schema/trusted/Console*.graphql).
+const LOGIN = {
+  text: "mutation ConsoleLogin($u: String!, $p: String!, $otp: String) { login(userId: $u, password: $p, otp: $otp) { accessToken refreshToken role } }",
+  sha256: "24e8dd21a65a867131fcf725992cffe2ce84117babe492661586863df713345c",
+};
+const LOGOUT = {
+  text: "mutation ConsoleLogout($t: String!) { logout(refreshToken: $t) }",
+  sha256: "0fb1da6ae53207c1d7deda3d47af3a2b296c1b2b37b75308c23de3936415ce46",
+};
 
 const $ = (id) => document.getElementById(id);
 let current = null;
@@ -38,7 +45,7 @@ async function signOut() {
   session.clear();
   if (s && s.refreshToken) {
     try {
-      await call("mutation($t: String!) { logout(refreshToken: $t) }", { t: s.refreshToken });
+      await persisted(LOGOUT, { t: s.refreshToken }, s.token);
     } catch (_) {
       // the session is gone here either way
     }
@@ -96,14 +103,14 @@ async function show() {
 }
 
 onSubmit($("signin-form"), async (data) => {
-  const result = await call(LOGIN, {
+  const result = await persisted(LOGIN, {
     u: String(data.get("userId")).trim(), p: String(data.get("password")),
     otp: String(data.get("otp")).trim() || null,
   });
   const payload = result.login;
   if (payload.role !== "ADMIN") {
     // A member's password works here too: end that session at once and say why.
-    await call("mutation($t: String!) { logout(refreshToken: $t) }", { t: payload.refreshToken }).catch(() => null);
+    await persisted(LOGOUT, { t: payload.refreshToken }, payload.accessToken).catch(() => null);
     throw new Error(t("signin.notAdmin"));
   }
   session.set({ token: payload.accessToken, refreshToken: payload.refreshToken, role: payload.role });

@@ -15,6 +15,20 @@ export async function call(query, variables = {}) {
   return body.data;
 }
 
+/** Run a registered (trusted) document, schema/trusted/<name>.graphql, sent with its SHA-256:
+ * anonymous and member callers may be held to those (CONSENTRY_TRUSTED_DOCUMENTS_ONLY). */
+export async function persisted(doc, variables = {}, token = null) {
+  const headers = { "content-type": "application/json" };
+  if (token) headers.authorization = `Bearer ${token}`;
+  const response = await fetch("/graphql", {
+    method: "POST", headers, credentials: "omit", cache: "no-store",
+    body: JSON.stringify({ query: doc.text, variables, extensions: { persistedQuery: { version: 1, sha256Hash: doc.sha256 } } }),
+  });
+  const body = await response.json();
+  if (body.errors && body.errors.length) throw ApiError.from(body.errors[0]);
+  return body.data;
+}
+
 /** Submit handler: clears old errors, runs `work()`, shows an error by its field. */
 export function onSubmit(form, work) {
   const fallback = form.querySelector(".form-error");
