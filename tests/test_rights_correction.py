@@ -17,9 +17,13 @@ from api.service.composition import JOBS
 from api.sharing import purchases
 from api.sharing.outbox import payload_label
 from partners.recording import RecordingAdapter
+from tests import helpers_rights
 from tests.conftest import error_code
+from tests.helpers_accounts import confirm_email
 from tests.helpers_consent import fresh_token
 from tests.helpers_rights import SHARED, announce, partner_token
+
+smtp, mail_rt = helpers_rights.smtp, helpers_rights.mail_rt  # fixtures
 
 REPORT = """mutation($f: [PersonalField!]!, $n: String) {
   reportInaccuracy(fields: $f, note: $n) { id kind status fields receivedAt dueAt resolvedAt } }"""
@@ -61,7 +65,8 @@ async def test_report_refuses_bad_input(gql, member):
     assert await DataRequest.all().count() == 0
 
 
-async def test_restriction_blocks_pull_and_push_until_corrected(gql, rt, clock, member):
+async def test_restriction_blocks_pull_and_push_until_corrected(gql, rt, clock, member, mail_rt,
+                                                                smtp):
     tag = uuid.uuid4().hex
     a = await announce(rt, f"Parcel {tag}", ["FULL_NAME", "ADDRESS"], f"a-{tag}")
     await announce(rt, f"Mailer {tag}", ["EMAIL"], f"b-{tag}")
@@ -93,6 +98,7 @@ async def test_restriction_blocks_pull_and_push_until_corrected(gql, rt, clock, 
     before = await OutboxEvent.all().count()
     body = await gql(UPDATE, {"email": "alice.new@example.org"}, token=member_token)
     assert body["data"]["updateProfile"]["status"] == "RESTRICTED"
+    await confirm_email(gql, mail_rt, smtp, "alice.new@example.org")  # the change takes effect
     assert await OutboxEvent.all().count() == before
     assert (await DataRequest.get(id=request_id)).status == "OPEN"
 
@@ -120,12 +126,15 @@ async def test_restriction_blocks_pull_and_push_until_corrected(gql, rt, clock, 
     del c
 
 
-async def test_correction_over_two_edits_completes_when_every_field_changed(gql, member):
+async def test_correction_over_two_edits_completes_when_every_field_changed(gql, member, mail_rt,
+                                                                            smtp):
     body = await gql(REPORT, {"f": ["FULL_NAME", "EMAIL"]}, token=member.token)
     request_id = body["data"]["reportInaccuracy"]["id"]
     await gql(UPDATE, {"name": "Alice Two"}, token=member.token)
     assert (await DataRequest.get(id=request_id)).status == "OPEN"
     await gql(UPDATE, {"email": "alice2@example.org"}, token=member.token)
+    assert (await DataRequest.get(id=request_id)).status == "OPEN"  # until the address is verified
+    await confirm_email(gql, mail_rt, smtp, "alice2@example.org")
     assert (await DataRequest.get(id=request_id)).status == "COMPLETED"
     assert (await Member.get(id=member.id)).status == MemberStatus.ACTIVE
 

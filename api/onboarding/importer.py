@@ -132,7 +132,8 @@ def _rows_for(rt: Runtime, item: _Indexed, now: datetime, password_hash: str, sh
         "phone_ct": key.encrypt_optional("phone", r.phone),
         "address_ct": key.encrypt_optional("address", r.address),
         "has_purchase": bool(r.purchases), "dormancy_notified_at": None, "dormant_since": None,
-        "withdrawn_at": None})
+        "withdrawn_at": None, "email_verified_at": None, "pending_email_ct": None,
+        "user_id_folded": True})
     for c in r.consents:
         event_id = ordered_uuid()
         receipt = receipts.issue(
@@ -211,7 +212,8 @@ async def import_members(rt: Runtime, parsed: ParsedFile, *, batch_size: int = D
     if done is not None and done.finished_at is not None:
         return Summary(parsed.sha256, done.rows, already_done=True)
     records, rejections = judge(parsed.rows, await _context(rt))
-    items = [_Indexed(r, blind_index(rt.keys, "user_id", r.user_id),
+    # The user id's index is of its case-folded form, as at registration (api/members/user_ids.py)
+    items = [_Indexed(r, blind_index(rt.keys, "user_id", r.user_id.casefold()),
                       blind_index(rt.keys, "email", r.email)) for r in records]
     rejections = parsed.rejections + rejections + await _check_store(items)
     if rejections:

@@ -206,15 +206,16 @@ def judge(rows: list[RawRow], ctx: Context) -> tuple[list[MemberRecord], list[Re
             rejections.append(Rejection(row.line, str(field) if field else None, exc.message))
             continue
         email_key = record.email.casefold()
-        if record.user_id in user_ids:
+        user_key = record.user_id.casefold()  # Alice and alice are one account
+        if user_key in user_ids:
             rejections.append(Rejection(row.line, "userId",
-                                        f"the same userId is on line {user_ids[record.user_id]}"))
+                                        f"the same userId is on line {user_ids[user_key]}"))
             continue
         if email_key in emails:
             rejections.append(Rejection(row.line, "email",
                                         f"the same email is on line {emails[email_key]}"))
             continue
-        user_ids[record.user_id] = row.line
+        user_ids[user_key] = row.line
         emails[email_key] = row.line
         records.append(record)
     return records, rejections
