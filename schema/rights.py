@@ -50,6 +50,7 @@ class WithdrawalReceipt:
     retained_until: datetime | None = strawberry.field(description="Set when a legal duty keeps some data; when it will be destroyed.")
     retained_fields: list[PersonalField]
     partners_notified: list[str] = strawberry.field(description="Partners told to erase what they received.")
+    receipt: str = strawberry.field(description="Signed record (compact JWS, verifiable with /.well-known/jwks.json) of what was destroyed, what is kept until when, and which partners were told.")
 
 
 async def member_data_requests(info: Info, member_id: str) -> list[DataRequest]:
@@ -86,7 +87,8 @@ class Mutation:
         return WithdrawalReceipt(withdrawn_at=r.withdrawn_at, destroyed=r.destroyed,
                                  retained_until=r.retained_until,
                                  retained_fields=list(r.retained_fields),
-                                 partners_notified=list(r.partners_notified))
+                                 partners_notified=list(r.partners_notified),
+                                 receipt=r.receipt)
 
     @strawberry.mutation(permission_classes=[IsMember],
                          description="Member token. Ask for erasure; an admin resolves it "

@@ -21,10 +21,13 @@ import jwt
 from api.models.enums import ConsentState, LegalBasis
 from api.security.keys import KeyRing
 
-__all__ = ["RECEIPT_TYPE", "RECEIPT_VERSION", "subject_ref", "issue", "verify"]
+__all__ = ["RECEIPT_TYPE", "RECEIPT_VERSION", "DESTRUCTION_TYPE", "DESTRUCTION_VERSION",
+           "subject_ref", "issue", "issue_destruction", "verify"]
 
 RECEIPT_TYPE = "consent-receipt+jwt"
 RECEIPT_VERSION = "consentry-receipt/1 (Kantara CR v1.1, ISO/IEC TS 27560)"
+DESTRUCTION_TYPE = "destruction-receipt+jwt"
+DESTRUCTION_VERSION = "consentry-destruction-receipt/1"
 
 
 def subject_ref(keys: KeyRing, member_id: str) -> str:
@@ -59,6 +62,30 @@ def issue(keys: KeyRing, *, receipt_id: str, member_id: str, issuer: str, contro
         claims["source"] = source
     return jwt.encode(claims, keys.signing_key, algorithm="EdDSA",
                       headers={"kid": keys.kid, "typ": RECEIPT_TYPE})
+
+
+def issue_destruction(keys: KeyRing, *, receipt_id: str, member_id: str, issuer: str,
+                      controller: str, at: datetime, destroyed: list[str],
+                      retained_fields: list[str], retained_purchases: int,
+                      retained_until: datetime | None, partners_told: list[str]) -> str:
+    """The signed confirmation of a member's destruction (policy Art. 8.1): same key, same
+    pseudonym (``sub``) as the member's consent receipts, so the member can tie them together;
+    no identifier, no personal value, only categories, field names, counts and partner names."""
+    claims: dict[str, Any] = {
+        "jti": receipt_id,
+        "iss": issuer,
+        "iat": int(at.timestamp()),
+        "sub": subject_ref(keys, member_id),
+        "version": DESTRUCTION_VERSION,
+        "controller": controller,
+        "destroyedAt": at.isoformat(),
+        "destroyed": sorted(destroyed),
+        "retained": {"fields": sorted(retained_fields), "purchases": retained_purchases,
+                     "until": retained_until.isoformat() if retained_until else None},
+        "partnersTold": sorted(partners_told),
+    }
+    return jwt.encode(claims, keys.signing_key, algorithm="EdDSA",
+                      headers={"kid": keys.kid, "typ": DESTRUCTION_TYPE})
 
 
 def verify(keys: KeyRing, receipt: str) -> dict[str, Any]:

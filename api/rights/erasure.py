@@ -33,6 +33,7 @@ from datetime import datetime
 
 from tortoise.transactions import in_transaction
 
+from api.consent import receipts
 from api.core.errors import NotFound, Unauthenticated
 from api.members import dormancy, liveness, notifications, passkeys, sessions, throttle, vault
 from api.members import records as members
@@ -55,7 +56,7 @@ from api.sharing.outbox import enqueue
 from api.sharing.purchases import decrypt_reference
 from api.sharing.refs import partner_ref
 
-__all__ = ["Receipt", "TAX_FIELDS", "TAX_YEARS", "withdraw", "destroy", "history_purge"]
+__all__ = ["Receipt", "TAX_FIELDS", "TAX_YEARS", "DESTROYED", "withdraw", "destroy", "history_purge"]
 
 log = logging.getLogger("consentry.erasure")
 
@@ -63,6 +64,9 @@ log = logging.getLogger("consentry.erasure")
 # and address an invoice is made out to. Nothing else is retained.
 TAX_FIELDS = (PersonalField.FULL_NAME, PersonalField.ADDRESS)
 TAX_YEARS = 5
+# What a destruction removes from the main store, named in the signed receipt (categories only).
+DESTROYED = ("profile", "data_key", "consent_history", "disclosure_history", "purchases",
+             "notifications", "sessions", "passkeys", "undelivered_partner_events")
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,7 @@ class Receipt:
     retained_until: datetime | None
     retained_fields: list[PersonalField]
     partners_notified: list[str]
+    receipt: str = ""  # compact JWS (typ destruction-receipt+jwt); see api.consent.receipts
 
 
 async def withdraw(rt: Runtime, member_id: str, password: str) -> Receipt:
@@ -186,8 +191,14 @@ async def destroy(rt: Runtime, member_id: str, *, actor: str,
     await db.flush_sqlite()
     if not replay:
         await _log_shred(rt, member_id, now)
-    return Receipt(now, record_id is None, retained_until,
-                   list(TAX_FIELDS) if record_id else [], notified)
+    kept = list(TAX_FIELDS) if record_id else []
+    signed = receipts.issue_destruction(
+        rt.keys, receipt_id=str(uuid.uuid4()), member_id=member_id, issuer=rt.settings.issuer,
+        controller=rt.settings.controller, at=now, destroyed=list(DESTROYED),
+        retained_fields=[f.graphql for f in kept],
+        retained_purchases=len(purchases) if record_id else 0,
+        retained_until=retained_until, partners_told=notified)
+    return Receipt(now, record_id is None, retained_until, kept, notified, signed)
 
 
 async def _log_shred(rt: Runtime, member_id: str, at: datetime) -> None:
