@@ -353,6 +353,15 @@ def test_korean_and_a_phone_sized_screen(live: Site, browser: Any) -> None:
     assert page.evaluate("document.documentElement.lang") == "ko"
     assert _signup(page).count() == 0
     axe_check(page, label="sign-up (ko, phone)")
+    # Signed in, the whole privacy center still fits the phone, in Korean.
+    _register(live, "phoneuser")
+    signin = page.locator("form", has=page.get_by_role("heading", name="로그인"))
+    signin.get_by_label("아이디").fill("phoneuser")
+    signin.get_by_label("비밀번호").fill(PASSWORD)
+    signin.get_by_role("button", name="로그인", exact=True).click()
+    page.get_by_role("heading", name="내 동의").wait_for()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    axe_check(page, label="privacy center (ko, phone)")
     ctx.close()
 
 
