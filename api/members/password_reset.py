@@ -13,7 +13,7 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from api.core.errors import ConsentryError
+from api.core.errors import BadInput, ConsentryError
 from api.core.validation import clean_text, validate_password
 from api.members import account_mail, account_tokens, sessions
 from api.members import records as members
@@ -55,6 +55,8 @@ async def reset(rt: Runtime, token: Any, new_password: Any) -> bool:
     """Set the password, spend every reset token of the member and end all their sessions."""
     row = await account_tokens.peek(rt, RESET, token)
     member_id = str(row.member_id)
+    if not await Member.filter(id=member_id).exclude(status=MemberStatus.WITHDRAWN).exists():
+        raise BadInput(account_tokens.INVALID, field="token")  # the member left meanwhile
     user_id = email = ""
     try:
         view = await members.get_view(rt, member_id)

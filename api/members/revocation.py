@@ -63,7 +63,11 @@ async def record(rt: Runtime, session_ids: Iterable[str],
     now = rt.now()
     await RevokedSession.bulk_create([RevokedSession(session_id=s, revoked_at=now) for s in ids],
                                      using_db=conn)
-    await RevokedSession.filter(revoked_at__lt=_horizon(rt)).using_db(conn).delete()
+    # Pruned, but never the newest row: a sequence must not restart below what readers saw.
+    top = await RevokedSession.all().using_db(conn).order_by("-seq").limit(1).values_list(
+        "seq", flat=True)
+    await RevokedSession.filter(revoked_at__lt=_horizon(rt), seq__lt=top[0]).using_db(
+        conn).delete()
     view = _view(rt)
     for s in ids:
         view.ended[s] = now

@@ -135,8 +135,11 @@ async def _end_families(rt: Runtime, subject: str, families: list[str],
 
 async def _live_families(rt: Runtime, subject: str,
                          conn: BaseDBAsyncClient | None = None) -> list[str]:
-    """Families not yet revoked: each may still have unexpired access tokens out there."""
-    rows = await RefreshSession.filter(subject=subject, revoked_at=None).using_db(
+    """Families not revoked and not expired: each may still have unexpired access tokens out
+    there (a family's last access token was issued with its last refresh token, and expires
+    long before it)."""
+    rows = await RefreshSession.filter(subject=subject, revoked_at=None,
+                                       expires_at__gt=rt.now()).using_db(
         conn).values_list("family_id", flat=True)
     return sorted({str(f) for f in rows})
 
