@@ -255,3 +255,17 @@ async def test_garbage_tokens_are_bad_input_not_errors(gql, field):
     for token in ("", "x" * 300, "../../etc"):
         body = await gql(VERIFY, {"t": token})
         assert error_code(body) == "BAD_USER_INPUT" and body["errors"][0]["message"] == INVALID
+
+
+async def test_every_mail_names_the_clinic_and_says_why(mail_rt, smtp, member):
+    from api.members.notifications import notify
+
+    await notify(mail_rt, None, member_id=member.id, kind="policy.announced",
+                 subject="A new policy", body="A new policy version takes effect in 30 days.")
+    [mail] = [m for m in await _mails(mail_rt, smtp, "alice@example.org")
+              if m["X-Consentry-Kind"] == "policy.announced"]
+    assert mail.get_content_type() == "text/plain"
+    assert _text(mail).replace("\r\n", "\n").endswith(
+        "\n-- \nConsentry Clinic\nYou receive this message because you have (or had) a member "
+        "account with us. It is a service message, not advertising. We never ask for your "
+        "password by mail.\n")
