@@ -20,7 +20,7 @@ from schema.consent import Consent, member_consents
 from schema.enums import MemberStatus, Role
 from schema.limits import once_if_anonymous
 from schema.pagination import PageInfo, page_size
-from schema.partners import Disclosure, member_disclosures
+from schema.partners import Disclosure, UpcomingDisclosure, member_disclosures, member_upcoming
 from schema.permissions import IsAdmin, IsMember, principal_of
 from schema.rights import DataRequest, member_data_requests
 
@@ -63,6 +63,10 @@ class Member:
     @strawberry.field
     async def disclosures(self, info: Info) -> list[Disclosure]:
         return await member_disclosures(info, str(self.id))
+
+    @strawberry.field(description="Announced partner changes, not yet in force, that would disclose this member's data.")
+    async def upcoming_disclosures(self, info: Info) -> list[UpcomingDisclosure]:
+        return await member_upcoming(info, str(self.id))
 
     @strawberry.field
     async def data_requests(self, info: Info) -> list[DataRequest]:

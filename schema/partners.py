@@ -13,13 +13,15 @@ from strawberry.types import Info
 from api.core.errors import Forbidden, Unauthenticated
 from api.models import enums as e
 from api.models.partner import PartnerChange as ChangeRow
-from api.sharing import duties, oauth, pull, purchases, push
+from api.models.partner_audits import PartnerAuditOutcome
+from api.rights import processing_record
+from api.sharing import audits, duties, oauth, objections, pull, purchases, push
 from api.sharing import ledger as disclosures
 from api.sharing import registry as partners_registry
 from api.sharing.grants import PartnerState
 from schema.enums import LegalBasis, PartnerChangeKind, PartnerKind, PartnerStatus, PersonalField
 from schema.pagination import PageInfo, page_size
-from schema.permissions import IsAdmin, IsAdminOrPartner, IsPartner, principal_of
+from schema.permissions import IsAdmin, IsAdminOrPartner, IsMember, IsPartner, principal_of
 
 
 class AdminField(IsAdmin):
@@ -45,6 +47,46 @@ async def _upcoming(info: Info, partner_id: str,
     return [PartnerChange.of(c) for c in pending]
 
 
+strawberry.enum(PartnerAuditOutcome, name="PartnerAuditOutcome")  # the model's enum, as in schema.enums
+
+
+@strawberry.type
+class PartnerAudit:
+    id: strawberry.ID
+    at: datetime
+    outcome: PartnerAuditOutcome
+    notes: str | None
+    next_due_at: datetime
+    auditor: str
+
+    @classmethod
+    def of(cls, v: audits.AuditView) -> PartnerAudit:
+        return cls(id=strawberry.ID(v.id), at=v.at, outcome=v.outcome, notes=v.notes,
+                   next_due_at=v.next_due_at, auditor=v.auditor)
+
+
+@strawberry.type
+class UpcomingDisclosure:
+    partner_id: strawberry.ID
+    partner: str
+    fields: list[PersonalField] = strawberry.field(description="What this member's data would give the partner once the change is in force.")
+    legal_basis: LegalBasis
+    effective_at: datetime
+    objected: bool = strawberry.field(description="The member objected: nothing of theirs goes to this partner on a consent basis.")
+
+    @classmethod
+    def of(cls, u: objections.Upcoming) -> UpcomingDisclosure:
+        return cls(partner_id=strawberry.ID(u.partner_id), partner=u.partner,
+                   fields=_sorted(f.value for f in u.fields), legal_basis=u.legal_basis,
+                   effective_at=u.effective_at, objected=u.objected)
+
+
+async def member_upcoming(info: Info, member_id: str) -> list[UpcomingDisclosure]:
+    """``Member.upcomingDisclosures``."""
+    return [UpcomingDisclosure.of(u)
+            for u in await objections.upcoming_for(info.context.rt, member_id)]
+
+
 @strawberry.type
 class Partner:
     """The admin view of a partner. It is also reachable from public types
@@ -63,6 +105,24 @@ class Partner:
     @strawberry.field
     async def upcoming(self, info: Info) -> list[PartnerChange]:
         return await _upcoming(info, str(self.id), self.pending)
+
+    @strawberry.field(permission_classes=[AdminField])
+    async def audits(self, info: Info) -> list[PartnerAudit]:
+        return [PartnerAudit.of(v) for v in (await audits.audits_for([str(self.id)]))[str(self.id)]]
+
+    @strawberry.field(permission_classes=[AdminField])
+    async def next_audit_due_at(self, info: Info) -> datetime | None:
+        return (await audits.next_due([str(self.id)]))[str(self.id)]
+
+    @strawberry.field(permission_classes=[AdminField],
+                      description="True while the last audit FAILED: nothing is shared with the partner.")
+    async def suspended(self, info: Info) -> bool:
+        return await audits.is_suspended(str(self.id))
+
+    @strawberry.field(permission_classes=[AdminField],
+                      description="How many members objected to this partner (objectToPartner).")
+    async def objections(self, info: Info) -> int:
+        return (await objections.objection_counts([str(self.id)]))[str(self.id)]
 
     @classmethod
     def of(cls, s: PartnerState, pending: list[ChangeRow] | None = None) -> Partner:
@@ -245,6 +305,7 @@ class Mutation:
             purpose=input.purpose, adapter=input.adapter, config=input.config,
             fields=input.fields, optional_fields=input.optional_fields,
             effective_at=input.effective_at)
+        await processing_record.note_changes(info.context.rt, _actor(info))
         return PartnerChange.of(result.change, result.partner)
 
     @strawberry.mutation(permission_classes=[IsAdmin])
@@ -259,12 +320,14 @@ class Mutation:
                                                        effective_at)
         if result.change.kind == e.PartnerChangeKind.FIELDS_NARROWED:  # member.revoked now
             await push.apply_removal(info.context.rt, result.change)
+        await processing_record.note_changes(info.context.rt, _actor(info))
         return PartnerChange.of(result.change, result.partner)
 
     @strawberry.mutation(permission_classes=[IsAdmin])
     async def retire_partner(self, info: Info, partner_id: strawberry.ID) -> PartnerChange:
         result = await partners_registry.retire(info.context.rt, _actor(info), str(partner_id))
         await push.apply_removal(info.context.rt, result.change)  # member.revoked now
+        await processing_record.note_changes(info.context.rt, _actor(info))
         return PartnerChange.of(result.change, result.partner)
 
     @strawberry.mutation(permission_classes=[IsAdmin])
@@ -279,6 +342,20 @@ class Mutation:
                          description="Admin token. Revoke a partner client: it gets no new tokens and its tokens stop working.")
     async def revoke_partner_credentials(self, info: Info, client_id: str) -> bool:
         return await oauth.revoke_credentials(info.context.rt, _actor(info), client_id)
+
+    @strawberry.mutation(permission_classes=[IsMember], description="Member token: object to a partner's coming (or current consent-based) access to this member's data.")
+    async def object_to_partner(self, info: Info, partner_id: strawberry.ID) -> UpcomingDisclosure:
+        return UpcomingDisclosure.of(await objections.object_to(
+            info.context.rt, principal_of(info).subject, str(partner_id)))
+
+    @strawberry.mutation(permission_classes=[IsAdmin], description="Admin token.")
+    async def record_partner_audit(self, info: Info, partner_id: strawberry.ID, at: datetime,
+                                   outcome: PartnerAuditOutcome, next_due_at: datetime,
+                                   notes: str | None = None) -> PartnerAudit:
+        view = await audits.record(info.context.rt, _actor(info), str(partner_id), at=at,
+                                   outcome=outcome, notes=notes, next_due_at=next_due_at)
+        await processing_record.note_changes(info.context.rt, _actor(info))
+        return PartnerAudit.of(view)
 
     @strawberry.mutation(permission_classes=[IsAdminOrPartner])
     async def record_purchase(self, info: Info, member_id: strawberry.ID, amount: str,

@@ -174,6 +174,7 @@ MATRIX: dict[str, Row] = {
     "sharedMembers": Row("{ sharedMembers { edges { cursor } } }", SHARED),
     "partnerEvents": Row("{ partnerEvents { edges { cursor } } }", SHARED),
     "deletionDuties": Row("{ deletionDuties(overdue: true) { eventId } }", admin_only()),
+    "processingRecord": Row("{ processingRecord }", admin_only()),
     # only a partner token with events:ack (none of the matrix's callers) may confirm
     "confirmDeletion": Row('mutation { confirmDeletion(eventIds: '
                            '["7d0c6f50-0000-4000-8000-000000000000"]) }',
@@ -237,6 +238,13 @@ MATRIX: dict[str, Row] = {
                                    _ids("P")),
     "revokePartnerCredentials": Row('mutation { revokePartnerCredentials(clientId: "nobody") }',
                                     {**admin_only(), "admin": "NOT_FOUND|OK"}),
+    "objectToPartner": Row("mutation($P: ID!) { objectToPartner(partnerId: $P) { objected } }",
+                           member_only(), _ids("P")),
+    # PASSED: a FAILED audit would suspend ShipFast for the partner rows
+    "recordPartnerAudit": Row("mutation($P: ID!) { recordPartnerAudit(partnerId: $P, "
+                              'at: "2026-01-01T00:00:00Z", outcome: PASSED, '
+                              'nextDueAt: "2027-01-01T00:00:00Z") { id } }',
+                              admin_only(), _ids("P")),
     "recordPurchase": Row('mutation($alice: ID!, $ref: String!) { recordPurchase(memberId: '
                           '$alice, amount: "10.00", currency: "EUR", reference: $ref) { id } }',
                           PURCHASE, _ids("alice", "ref")),

@@ -15,5 +15,6 @@ MAIN_MODULES = [
     "api.models.accounts",
     "api.models.announcements",
     "api.models.partner_loop",
+    "api.models.partner_audits",
 ]
 VAULT_MODULES = ["api.models.vault"]

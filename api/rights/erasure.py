@@ -51,7 +51,7 @@ from api.rights import shred_log
 from api.security.envelope import DataKey
 from api.security.passwords import verify_password
 from api.security.sealed import seal
-from api.sharing import ledger
+from api.sharing import ledger, objections
 from api.sharing.outbox import enqueue
 from api.sharing.purchases import decrypt_reference
 from api.sharing.refs import partner_ref
@@ -166,6 +166,7 @@ async def destroy(rt: Runtime, member_id: str, *, actor: str,
             await Notification.filter(member_id=member_id).using_db(conn).delete()
             await ImportedMember.filter(member_id=member_id).using_db(conn).delete()
             await passkeys.destroy_for(member_id, conn)
+            await objections.forget_member(member_id, conn)
             if view is not None and not replay:
                 note_id = uuid.uuid4()
                 await Notification.create(

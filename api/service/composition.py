@@ -22,9 +22,9 @@ from api.members.events import ProfileChanged
 from api.platform.events import EventBus, Subscriber
 from api.platform.jobs import Job
 from api.platform.runtime import Runtime
-from api.rights import correction, erasure, legal_disclosure, retention
+from api.rights import correction, erasure, legal_disclosure, processing_record, retention
 from api.security.keys import KeyRing
-from api.sharing import duties, push, queue, revocation
+from api.sharing import audits, duties, push, queue, revocation
 
 __all__ = ["SUBSCRIBERS", "JOBS", "build_runtime", "with_settings"]
 
@@ -50,6 +50,8 @@ JOBS: tuple[Job, ...] = (
     Job("legal_disclosure_reviews", legal_disclosure.reviews),
     Job("announcements", announcements.fan_out),
     Job("deletion_duties", duties.deletion_duties),
+    Job("partner_audits", audits.mail_overdue),
+    Job("processing_record", processing_record.job),
     Job("send_mail", mail.send_mail, exclusive=False),
     Job("deliver_outbox", queue.deliver_outbox, exclusive=False),
 )

@@ -24,7 +24,7 @@ from api.models.member import MemberKey
 from api.models.partner import OutboxEvent, Partner
 from api.platform.runtime import Runtime
 from api.security.envelope import unwrap
-from api.sharing import ledger
+from api.sharing import audits, ledger
 from api.sharing.bridge import granted_fields
 from api.sharing.outbox import VALUELESS, payload_label
 from api.sharing.pull import open_cursor, seal_cursor
@@ -55,6 +55,7 @@ class FeedPage:
 
 async def partner_events(rt: Runtime, partner_id: str, first: int,
                          after: str | None) -> FeedPage:
+    await audits.ensure_not_suspended(partner_id)  # FORBIDDEN after a failed audit
     after_id = open_cursor(rt, partner_id, after, SCOPE) if after else None
     query = OutboxEvent.filter(partner_id=partner_id)
     if after_id is not None:

@@ -10,6 +10,12 @@ Legal basis: a partner names one purpose of the registry (``order_fulfillment``,
 recorded purchase, CONSENT serves members whose latest consent event for that purpose is GIVEN.
 Optional fields always rest on consent to ``partner:<id>``. The grant never exceeds what the
 adapter plugin declares it can take.
+
+Objections (``objectToPartner``): a member who objected to a partner gives it nothing on a
+consent basis, neither its CONSENT purpose nor its optional fields; a CONTRACT partner keeps its
+required fields. The objection travels inside ``MemberFacts.consents`` as an
+``objection:<partner id>`` marker, so every copy of the facts made with a changed purchase flag
+or consent set carries it too.
 """
 
 from __future__ import annotations
@@ -28,14 +34,20 @@ from api.models.enums import (
     PersonalField,
 )
 from api.models.member import Member
+from api.models.partner_audits import PartnerObjection
 
 __all__ = ["Grant", "PartnerState", "MemberFacts", "grant_for", "partner_purpose",
-           "member_facts", "consents_in_force", "facts_of"]
+           "objection_marker", "member_facts", "consents_in_force", "facts_of"]
 
 
 def partner_purpose(partner_id: str) -> str:
     """The CONSENT purpose that lets a partner's optional fields flow."""
     return f"partner:{partner_id}"
+
+
+def objection_marker(partner_id: str) -> str:
+    """How an objection to ``partner_id`` appears among a member's consents (never a purpose)."""
+    return f"objection:{partner_id}"
 
 
 @dataclass(frozen=True)
@@ -68,7 +80,7 @@ class MemberFacts:
     member_id: str
     status: MemberStatus
     has_purchase: bool
-    consents: frozenset[str]  # purposes whose consent is GIVEN at the instant
+    consents: frozenset[str]  # purposes consented to at the instant, and objection markers
 
 
 @dataclass(frozen=True)
@@ -85,16 +97,17 @@ def grant_for(partner: PartnerState, member: MemberFacts) -> Grant | None:
     """What ``partner`` may receive about ``member``; None means nothing at all."""
     if not partner.in_force or member.status != MemberStatus.ACTIVE:
         return None
+    objected = objection_marker(partner.id) in member.consents
     if partner.legal_basis == LegalBasis.CONTRACT:
         if not member.has_purchase:
             return None
     elif partner.legal_basis == LegalBasis.CONSENT:
-        if partner.purpose not in member.consents:
+        if objected or partner.purpose not in member.consents:
             return None
     else:  # the registry refuses other bases for partners; never share on an unknown one
         return None
     fields = set(partner.fields)
-    if partner.consent_purpose in member.consents:
+    if not objected and partner.consent_purpose in member.consents:
         fields |= partner.optional_fields
     fields &= partner.accepts
     if not fields:
@@ -129,9 +142,20 @@ def facts_of(member: Member, consents: dict[str, frozenset[str]]) -> MemberFacts
 
 async def member_facts(members: list[Member], partners: Iterable[PartnerState],
                        at: datetime) -> dict[str, MemberFacts]:
-    """Facts for many members against many partners, with one consent query."""
+    """Facts for many members against many partners: one consent query, one objection query."""
     purposes: set[str] = set()
+    partner_ids: set[str] = set()
     for p in partners:
         purposes.update((p.purpose, p.consent_purpose))
-    consents = await consents_in_force([str(m.id) for m in members], purposes, at)
+        partner_ids.add(p.id)
+    ids = [str(m.id) for m in members]
+    consents = await consents_in_force(ids, purposes, at)
+    if ids and partner_ids:
+        objected: dict[str, set[str]] = {}
+        for row in await PartnerObjection.filter(member_id__in=ids, partner_id__in=sorted(
+                partner_ids), at__lte=at).values("member_id", "partner_id"):
+            objected.setdefault(str(row["member_id"]), set()).add(
+                objection_marker(str(row["partner_id"])))
+        consents = {mid: consents.get(mid, frozenset()) | objected.get(mid, set())
+                    for mid in set(consents) | set(objected)}
     return {str(m.id): facts_of(m, consents) for m in members}

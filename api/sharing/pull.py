@@ -30,7 +30,7 @@ from api.models.enums import ConsentState, LegalBasis, MemberStatus, PersonalFie
 from api.models.member import Member, MemberKey
 from api.platform.runtime import Runtime
 from api.security.envelope import DataKey, unwrap
-from api.sharing import ledger
+from api.sharing import audits, ledger
 from api.sharing import registry as partners_registry
 from api.sharing.grants import Grant, PartnerState, grant_for, member_facts
 from api.sharing.refs import partner_ref
@@ -143,7 +143,9 @@ async def _granted_page(partner: PartnerState, after: str | None, size: int,
 
 async def shared_members(rt: Runtime, partner_id: str, first: int,
                          after: str | None) -> SharedPage:
-    """A page of the members granted to ``partner_id`` now, and their disclosures recorded."""
+    """A page of the members granted to ``partner_id`` now, and their disclosures recorded.
+    A partner suspended after a failed audit is refused (FORBIDDEN)."""
+    await audits.ensure_not_suspended(partner_id)
     after_id = open_cursor(rt, partner_id, after) if after else None
     now = rt.now()
     partner = await partners_registry.state(rt, partner_id, now)

@@ -4,7 +4,10 @@ A run claims due PENDING events under a lease (``locked_until``), in one UPDATE 
 whose sub-select picks the rows: on PostgreSQL with ``FOR UPDATE SKIP LOCKED``, so concurrent
 workers take disjoint events; on SQLite the UPDATE holds the one write lock while it picks.
 A worker killed mid-batch leaves its claims to expire with the lease, after which any
-worker delivers them again: nothing is lost, and receivers dedupe by event id.
+worker delivers them again: nothing is lost, and receivers dedupe by event id. Events of a
+partner suspended after a failed audit (``partner_suspensions``) are not claimed: they wait,
+PENDING, spending no attempt; erasures and revocations are claimed (and handed over) first, so
+a partner's backlog starts with what it must delete.
 
 What happens to one event (grant re-check, minimizing, the adapter call) is the bridge's
 (``api/sharing/bridge.py``); this module claims, schedules and records. Each try writes a
@@ -22,7 +25,7 @@ import asyncio
 import random
 import uuid
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from tortoise import connections
 from tortoise.expressions import F
@@ -47,6 +50,7 @@ BACKOFF_CAP = 3600.0
 LEASE_SECONDS = 120  # a claim older than this is presumed abandoned (crashed worker)
 CONCURRENCY = 32
 _ACTOR = "job:deliver_outbox"
+_DELETIONS = ("member.erasure", "member.revoked")  # the claim's ORDER BY names them too
 
 
 def backoff(attempts: int, rng: random.Random | None = None) -> float:
@@ -59,14 +63,18 @@ _SQLITE_CLAIM = """
 UPDATE outbox_events SET locked_until = ?
 WHERE id IN (SELECT id FROM outbox_events
              WHERE status = ? AND next_attempt_at <= ? AND (locked_until IS NULL OR locked_until <= ?)
-             ORDER BY next_attempt_at LIMIT ?)
+               AND partner_id NOT IN (SELECT partner_id FROM partner_suspensions)
+             ORDER BY CASE WHEN type IN ('member.erasure', 'member.revoked') THEN 0 ELSE 1 END,
+                      next_attempt_at LIMIT ?)
 RETURNING id"""
 
 _POSTGRES_CLAIM = """
 UPDATE outbox_events SET locked_until = $1
 WHERE id IN (SELECT id FROM outbox_events
              WHERE status = $2 AND next_attempt_at <= $3 AND (locked_until IS NULL OR locked_until <= $3)
-             ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED)
+               AND partner_id NOT IN (SELECT partner_id FROM partner_suspensions)
+             ORDER BY CASE WHEN type IN ('member.erasure', 'member.revoked') THEN 0 ELSE 1 END,
+                      next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED)
 RETURNING id"""
 
 
@@ -93,7 +101,12 @@ async def _claim(rt: Runtime, n: int) -> list[ClaimedEvent]:
     if not ids:
         return []
     rows = await OutboxEvent.filter(id__in=ids).values(*_EVENT_COLUMNS)
-    return [ClaimedEvent(**r) for r in rows]
+    return sorted((ClaimedEvent(**r) for r in rows), key=_handover_order)
+
+
+def _handover_order(row: ClaimedEvent) -> tuple[int, datetime, str]:
+    """Erasures and revocations first (a backlog after a suspension), then oldest first."""
+    return (0 if row.type in _DELETIONS else 1, row.created_at, str(row.id))
 
 
 async def _load_keys(rt: Runtime, rows: Iterable[ClaimedEvent]) -> dict[str, DataKey]:

@@ -248,7 +248,11 @@ async def _notify(rt: Runtime, conn: BaseDBAsyncClient, partner_name: str,
     await notifications.announce_to_members(
         rt, conn, kind="partner.changed", subject=f"Outsourcing partner change: {partner_name}",
         body=(f"Our outsourcing partner {partner_name} {words} from "
-              f"{effective_at.date().isoformat()}. See the partner list for details."))
+              f"{effective_at.date().isoformat()}. See the partner list for details."
+              + (f" What it would receive about you, and how to object before then: "
+                 f"{rt.settings.public_url.rstrip('/')}/account/#upcoming"
+                 if kind in (PartnerChangeKind.ADDED, PartnerChangeKind.FIELDS_WIDENED)
+                 else "")))
 
 
 async def _create_change(conn: BaseDBAsyncClient, partner_id: str, kind: PartnerChangeKind,
