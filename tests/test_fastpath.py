@@ -55,7 +55,9 @@ def test_the_fast_path_mirrors_every_schema_extension(production, expected):
 
 
 def test_an_unmirrored_extension_turns_the_fast_path_off(rt):
-    view = GraphQL(strawberry.Schema(query=build_schema().query, extensions=[MaskErrors]))
+    served = build_schema()  # query and mutation: the registered trusted documents need both
+    view = GraphQL(strawberry.Schema(query=served.query, mutation=served.mutation,
+                                     extensions=[MaskErrors]))
     assert FastGraphQL(view, rt).enabled is False
     assert FastGraphQL(ConsentryGraphQL(rt), rt).enabled is True
 
