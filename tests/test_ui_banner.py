@@ -96,7 +96,9 @@ def clinic_site(api: str) -> Iterator[str]:
     port = free_port()
     csp = (f"default-src 'self'; script-src 'self' {api}; style-src 'self' {api}; "
            f"connect-src 'self' {api}; img-src 'self' data:; base-uri 'none'")
-    files = {"/": ("text/html", SITE_PAGE.replace("{api}", api)),
+    page = SITE_PAGE.replace("{api}", api)
+    files = {"/": ("text/html", page),
+             "/ko": ("text/html", page.replace('<html lang="en">', '<html lang="ko">')),
              **{path: ("text/javascript", body) for path, body in SITE_FILES.items()}}
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -213,6 +215,16 @@ def test_banner_on_another_origin_gates_tagged_scripts_until_consent(tmp_path):
         page.evaluate("window.consentry.saved()")
         assert read_back(api, device) == {"analytics": True, "personalization": True,
                                           "marketing": True}
+
+        # On a phone-sized screen, in Korean (the page's language picks the banner's).
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.goto(f"{site}/ko")
+        page.get_by_role("button", name="Cookie settings").click()
+        korean = page.get_by_role("region", name="이 사이트의 쿠키")
+        korean.wait_for()
+        assert korean.get_by_role("button", name="모두 허용").is_visible()
+        screenshot(page, "banner-phone-ko")
+        axe("cookie banner, Korean, phone")
         assert problems == [], problems
 
 
