@@ -256,3 +256,11 @@ async def test_passkey_sign_in_is_rate_limited_per_address(rt):
         assert codes == ["UNAUTHENTICATED"] * 3 + ["RATE_LIMITED"]
         body = await gql(FINISH_LOGIN, {"c": {}})
         assert isinstance(body["errors"][0]["extensions"]["retryAfter"], int)
+
+
+async def test_the_export_lists_the_members_passkeys(gql, member):
+    await _register(gql, member, SoftAuthenticator(), name="Work laptop")
+    body = await gql("mutation { exportMyData { data } }", token=member.token)
+    (key,) = body["data"]["exportMyData"]["data"]["passkeys"]
+    assert (key["name"], key["createdAt"], key["lastUsedAt"]) == (
+        "Work laptop", "2026-01-01T00:00:00+00:00", None)

@@ -13,6 +13,7 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from api.consent.consents import how_given
+from api.members import passkeys
 from api.members import records as members
 from api.models.consent import ConsentEvent, CookieChoice
 from api.models.enums import DataRequestKind
@@ -70,6 +71,9 @@ async def export(rt: Runtime, member_id: str) -> dict[str, Any]:
                           "fields": list(r.fields_ or []), "receivedAt": _iso(r.received_at),
                           "dueAt": _iso(r.due_at), "resolvedAt": _iso(r.resolved_at),
                           "notes": rights.read_notes(key, r)} for r in requests],
+        "passkeys": [{"id": k.id, "name": k.name, "createdAt": _iso(k.created_at),
+                      "lastUsedAt": _iso(k.last_used_at)}
+                     for k in await passkeys.list_for(rt, member_id)],
         "notifications": [{"id": str(n.id), "kind": n.kind, "subject": n.subject,
                            "body": n.body, "status": n.status, "createdAt": _iso(n.created_at),
                            "sentAt": _iso(n.sent_at)} for n in notes],
