@@ -91,9 +91,9 @@ async def _recipients(rt: Runtime) -> list[dict[str, Any]]:
             "suspended": s.id in suspended,
             "upcoming": [{"kind": PartnerChangeKind(c.kind).value,
                           "effectiveAt": c.effective_at.isoformat(),
-                          "fields": [PersonalField(f).graphql for f in c.fields_],
-                          "optionalFields": [PersonalField(f).graphql
-                                             for f in c.optional_fields]}
+                          "fields": _names(frozenset(PersonalField(f) for f in c.fields_)),
+                          "optionalFields": _names(frozenset(
+                              PersonalField(f) for f in c.optional_fields))}
                          for c in pending[s.id]],
         })
     return out
