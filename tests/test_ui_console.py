@@ -233,6 +233,19 @@ def test_console_sign_in_announce_partner_and_issue_credentials(tmp_path):
         assert "Full name" in card.locator(".facts").inner_text()
         assert "Address" not in card.locator(".facts").inner_text()
 
+        # Partner audits (policy 6.2), once served: recorded here, listed on the partner.
+        if served("partners", "{ audits { id } suspended nextAuditDueAt }"):
+            card.get_by_text("Record an audit").click()
+            card.get_by_label("Outcome").select_option("FINDINGS")
+            card.get_by_label("Notes").fill("Access reviews overdue at the vendor.")
+            card.get_by_label("Next audit due").fill("2027-06-01")
+            card.get_by_role("button", name="Record audit").click()
+            page.get_by_text("Audit of ShipFast Logistics recorded.").wait_for()
+            card = page.locator("article.partner", has_text="ShipFast Logistics")
+            assert card.locator(".partner-audits li").first.inner_text().startswith("Findings")
+            axe_check(page, label="console partner with an audit")
+            screenshot(page, "console-partner-audit")
+
         # Data requests: the member's correction request, with its due date, resolved here.
         nav("Data requests")
         request = page.locator("li.request", has_text="Correction")
