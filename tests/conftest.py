@@ -83,9 +83,12 @@ async def _empty(app_label: str, connection: str) -> None:
     conn = connections.get(connection)
     tables = _tables(app_label)
     if conn.capabilities.dialect == "postgres":
-        await conn.execute_script("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE")
+        await conn.execute_script("TRUNCATE " + ", ".join(f'"{t}"' for t in tables)
+                                  + " RESTART IDENTITY CASCADE")
     else:
-        await conn.execute_script("".join(f'DELETE FROM "{t}";' for t in tables))
+        # Generated keys (audit seq) restart too: tests name entries 1, 2, 3...
+        await conn.execute_script("".join(f'DELETE FROM "{t}";' for t in tables)
+                                  + "DELETE FROM sqlite_sequence;")
 
 
 @pytest.fixture(scope="session")

@@ -42,9 +42,11 @@ async def test_verify_catches_an_edited_entry(rt):
 
 
 # Every column of audit_entries, each with a value it does not hold: the hash covers
-# seq, at, actor, action, subject and detail; prev_hash and hash are the links themselves.
+# seq, at, actor, action, subject and detail; prev_hash and hash are the links themselves,
+# pos the place in the chain (a gap there is a missing entry).
 HASHED_COLUMNS = [
     ("seq", 30),
+    ("pos", 30),
     ("at", datetime(2026, 1, 1, 0, 0, 1, tzinfo=UTC)),
     ("actor", "admin:someone-else"),
     ("action", "test.other"),

@@ -1,4 +1,9 @@
-"""The hash-chained audit trail. Entries hold ids and action names, never personal values."""
+"""The hash-chained audit trail. Entries hold ids and action names, never personal values.
+
+``seq`` is the insertion order the database hands out (gap-tolerant, no lock); ``pos`` is the
+place in the chain, given with ``prev_hash`` and ``hash`` by the chaining step. An entry with
+no ``pos`` is appended but not chained yet (its hashes are empty).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from tortoise.models import Model
 
 class AuditEntry(Model):
     seq = fields.BigIntField(primary_key=True)
+    pos = fields.BigIntField(null=True, unique=True)
     at = fields.DatetimeField()
     actor = fields.CharField(max_length=120)
     action = fields.CharField(max_length=80)

@@ -22,6 +22,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from api.models.ops import JobLease
+from api.platform import audit
 from api.platform.metrics import metrics_of
 from api.platform.runtime import Runtime
 
@@ -110,6 +111,11 @@ async def run_forever(rt: Runtime, jobs: Sequence[Job], interval: float = 1.0,
     stop = stop or asyncio.Event()
     while not stop.is_set():
         await run_all(rt, jobs, log_level=logging.DEBUG)
+        try:
+            # Requests append audit entries unchained; link them each cycle (a short window).
+            await audit.chain_pending()
+        except Exception:
+            log.exception("audit chaining failed")
         try:
             await asyncio.wait_for(stop.wait(), timeout=interval)
         except TimeoutError:

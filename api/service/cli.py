@@ -235,7 +235,7 @@ def cmd_restore_reshred(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from api.platform.audit import anchor_holds, verify_chain
+    from api.platform.audit import anchor_holds, head, unchained, verify_chain
 
     rt = _runtime()
 
@@ -250,19 +250,16 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
                   "cut from its end or rewritten)", file=sys.stderr)
             return 1
         print(f"audit trail intact: {checked} entries")
-        head = await _audit_head()
-        if head:
-            print(f"anchor: {head}  (keep it elsewhere; pass it as --anchor to detect truncation)")
+        pending = await unchained()
+        if pending:
+            print(f"not chained yet: {pending} entries (their transactions are still open)")
+        anchor = await head()
+        if anchor:
+            print(f"anchor: {anchor}  (keep it elsewhere; pass it as --anchor to detect "
+                  "truncation)")
         return 0
 
     return asyncio.run(_with_db(rt, go))
-
-
-async def _audit_head() -> str | None:
-    from api.models.audit import AuditEntry
-
-    last = await AuditEntry.all().order_by("-seq").first()
-    return f"{last.seq}:{last.hash}" if last else None
 
 
 def build_parser() -> argparse.ArgumentParser:
