@@ -408,11 +408,14 @@ class Bench:
             if a.levers:
                 self.scenario_levers(seeded)
                 return self.finish()
+            from bench import writes
+
             with self.served():
                 for name, fn in (("hello", self.scenario_hello),
                                  ("me", lambda: self.scenario_me(seeded)),
                                  ("shared", lambda: self.scenario_shared(seeded)),
-                                 ("members", lambda: self.scenario_members_page(seeded))):
+                                 ("members", lambda: self.scenario_members_page(seeded)),
+                                 ("writes", lambda: writes.scenario(self, seeded))):
                     if self.wanted(name):
                         fn()
             if self.wanted("destroy"):
@@ -462,7 +465,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--scale", action="store_true",
                    help="page latency at 10k vs 1M members (PostgreSQL; minutes)")
     p.add_argument("--only", default="",
-                   help="comma-separated scenarios: hello,me,shared,members,destroy,outbox,"
+                   help="comma-separated scenarios: hello,me,shared,members,writes,destroy,outbox,"
                         "research,import")
     p.add_argument("--pg-params", default="",
                    help="query string for the main PostgreSQL URL, e.g. maxsize=20 (pool size)")

@@ -16,7 +16,8 @@ from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
 from api.consent import consents as consent
-from api.members import admin_members
+from api.consent import policy
+from api.members import admin_members, profile
 from api.members import records as members
 from api.members.records import MemberView
 from api.models.enums import PersonalField
@@ -73,12 +74,31 @@ def routes(rt: Runtime) -> list[Route]:
         return _json({"sharedMembers": {"edges": edges, "pageInfo": {
             "hasNextPage": page.has_next, "endCursor": page.end_cursor}}})
 
+    async def plain_consent_pair(request: Request) -> Response:
+        """What the ``giveConsent`` + ``withdrawConsent`` document does: two writes (event,
+        signed receipt, audit entry each) through the same services."""
+        member_id, purpose = request.query_params["id"], request.query_params["purpose"]
+        version = (await policy.in_force(rt)).version
+        given = await consent.give(rt, member_id, purpose, version)
+        withdrawn = await consent.withdraw(rt, member_id, purpose)
+        return _json({"g": {"state": given.state.value, "receipt": given.receipt},
+                      "w": {"state": withdrawn.state.value, "receipt": withdrawn.receipt}})
+
+    async def plain_profile_pair(request: Request) -> Response:
+        """What the two-``updateProfile`` document does: two profile writes."""
+        member_id = request.query_params["id"]
+        first = await profile.update(rt, member_id, {"phone": "+44 20 7946 0001"})
+        second = await profile.update(rt, member_id, {"phone": "+44 20 7946 0002"})
+        return _json({"a": {"phone": first.phone}, "b": {"phone": second.phone}})
+
     async def plain_hello(request: Request) -> Response:
         return _json({"hello": "world"})
 
     return [Route("/plain/me", plain_me), Route("/plain/members", plain_members),
             Route("/plain/shared", plain_shared),
             Route("/plain/hello", plain_hello),
+            Route("/plain/consent_pair", plain_consent_pair),
+            Route("/plain/profile_pair", plain_profile_pair),
             Route("/plain/typename", _bare_strawberry(), methods=["POST"])]
 
 
