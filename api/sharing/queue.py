@@ -190,7 +190,11 @@ async def deliver_due(rt: Runtime, batch: int = 100, limit: int | None = None, *
             run.keys.update(await _load_keys(rt, rows))
             await run.load_partners(rows)
             await run.load_grants(rows)
-            outcomes = await asyncio.gather(*(one(r) for r in rows))
+            # Deletions are handed over before the rest of the batch, not alongside it.
+            first = [r for r in rows if r.type in _DELETIONS]
+            rest = [r for r in rows if r.type not in _DELETIONS]
+            outcomes = [*await asyncio.gather(*(one(r) for r in first)),
+                        *await asyncio.gather(*(one(r) for r in rest))]
             run.next_batch()
             for kind, n in (await _record(rt, list(outcomes), max_attempts)).items():
                 stats[kind] += n
