@@ -4,6 +4,11 @@ loops. The list of jobs and their order is declared by the composition root
 
 Each job takes a lease row before it runs, so several machines running ``jobs run`` at once
 never run the same job concurrently; every job must also be idempotent on its own.
+
+The worker runs two cadences: the *prompt* jobs (deliveries, mail) whenever it is woken and at
+least every ``poll`` seconds, the scanning jobs every ``interval``. Writers of due work call
+:func:`notify_worker` in their transaction: a PostgreSQL NOTIFY (delivered at commit, to a
+worker in any process) and an in-process wake (SQLite, or a worker in the same process).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from tortoise import connections
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
@@ -26,7 +33,7 @@ from api.platform import audit
 from api.platform.metrics import metrics_of
 from api.platform.runtime import Runtime
 
-__all__ = ["run_all", "run_forever", "Job"]
+__all__ = ["run_all", "run_forever", "Job", "notify_worker", "WAKE_CHANNEL"]
 
 log = logging.getLogger("consentry.jobs")
 
@@ -42,6 +49,24 @@ class Job:
 
 
 _HOLDER = f"{socket.gethostname()}:{os.getpid()}"
+WAKE_CHANNEL = "consentry_wake"
+_WAKE = "worker_wake"  # Runtime.extras key of the in-process wake event
+
+
+def _wake_event(rt: Runtime) -> asyncio.Event:
+    event = rt.extras.get(_WAKE)
+    if not isinstance(event, asyncio.Event):
+        event = rt.extras[_WAKE] = asyncio.Event()
+    return event
+
+
+async def notify_worker(rt: Runtime, conn: BaseDBAsyncClient | None = None) -> None:
+    """Tell the worker there is due work: NOTIFY on PostgreSQL in ``conn``'s transaction (sent
+    at its commit, dropped on rollback), and the in-process wake."""
+    conn = conn or connections.get("default")
+    if conn.capabilities.dialect == "postgres":
+        await conn.execute_query("SELECT pg_notify($1, '')", [WAKE_CHANNEL])
+    _wake_event(rt).set()
 
 
 async def _acquire(rt: Runtime, name: str, seconds: int) -> bool:
@@ -104,19 +129,53 @@ async def run_all(rt: Runtime, jobs: Sequence[Job], only: Sequence[str] | None =
     return results
 
 
+async def _listen(rt: Runtime, wake: asyncio.Event) -> Any:
+    """A LISTEN on its own connection (PostgreSQL only), or None."""
+    url = rt.settings.main_url
+    if not url.startswith(("postgres://", "postgresql://")):
+        return None
+    import asyncpg
+
+    try:
+        conn = await asyncpg.connect(url.split("?", 1)[0])
+        await conn.add_listener(WAKE_CHANNEL, lambda *_: wake.set())
+    except (OSError, asyncpg.PostgresError):
+        log.warning("worker LISTEN failed; polling only")
+        return None
+    return conn
+
+
 async def run_forever(rt: Runtime, jobs: Sequence[Job], interval: float = 1.0,
-                      stop: asyncio.Event | None = None) -> None:
-    """Run every job each ``interval`` seconds until ``stop``. A run's line is DEBUG (ten
-    jobs a second would drown the log); failures stay ERROR, and the metrics count every run."""
+                      stop: asyncio.Event | None = None, *, prompt: Sequence[str] = (),
+                      poll: float | None = None) -> None:
+    """Run the ``prompt`` jobs on every wake and at least every ``poll`` seconds, the others
+    every ``interval`` seconds, until ``stop``. A run's line is DEBUG (ten jobs a second would
+    drown the log); failures stay ERROR, and the metrics count every run."""
     stop = stop or asyncio.Event()
-    while not stop.is_set():
-        await run_all(rt, jobs, log_level=logging.DEBUG)
-        try:
-            # Requests append audit entries unchained; link them each cycle (a short window).
-            await audit.chain_pending()
-        except Exception:
-            log.exception("audit chaining failed")
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=interval)
-        except TimeoutError:
-            pass
+    poll = interval if poll is None else poll
+    fast = [j for j in jobs if j.name in prompt]
+    slow = [j for j in jobs if j.name not in prompt]
+    wake = _wake_event(rt)
+    listener = await _listen(rt, wake)
+    next_slow = 0.0
+    try:
+        while not stop.is_set():
+            if time.monotonic() >= next_slow:
+                await run_all(rt, slow, log_level=logging.DEBUG)
+                next_slow = time.monotonic() + interval
+            wake.clear()  # a wake during the run below triggers another run
+            if fast:
+                await run_all(rt, fast, log_level=logging.DEBUG)
+            try:
+                # Requests append audit entries unchained; link them each cycle.
+                await audit.chain_pending()
+            except Exception:
+                log.exception("audit chaining failed")
+            timeout = max(0.0, min(poll, next_slow - time.monotonic()))
+            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            for w in waiters:
+                w.cancel()
+    finally:
+        if listener is not None:
+            await listener.close()

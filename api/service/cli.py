@@ -180,6 +180,9 @@ def _metrics_server(rt: Runtime, host: str, port: int) -> Any:
                                          lifespan="off", log_level="warning"))
 
 
+PROMPT_JOBS = ("deliver_outbox", "send_mail")
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from api.platform.db import migrate
     from api.platform.jobs import run_forever
@@ -198,7 +201,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
                   if args.metrics_port else None)
         serving = asyncio.create_task(server.serve()) if server is not None else None
         try:
-            await run_forever(rt, JOBS, interval=args.interval)
+            # Deliveries and mail on every wake (NOTIFY / in-process) and every --poll
+            # seconds; the scanning jobs every --interval.
+            await run_forever(rt, JOBS, interval=args.interval, prompt=PROMPT_JOBS,
+                              poll=args.poll)
         finally:
             if server is not None and serving is not None:
                 server.should_exit = True
@@ -294,7 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(fn=cmd_jobs_run)
 
     worker = sub.add_parser("worker", help="run jobs continuously (deliveries, mail)")
-    worker.add_argument("--interval", type=float, default=1.0)
+    worker.add_argument("--interval", type=float, default=10.0,
+                        help="seconds between runs of the scanning jobs (default 10)")
+    worker.add_argument("--poll", type=float, default=0.25,
+                        help="at most this many seconds between delivery runs when not woken "
+                             "(default 0.25; PostgreSQL wakes the worker at each commit)")
     worker.add_argument("--metrics-port", type=int, default=0,
                         help="serve /metrics (bearer CONSENTRY_METRICS_TOKEN) on this port")
     worker.add_argument("--metrics-host", default="127.0.0.1")

@@ -28,6 +28,7 @@ from api.core.ordered_ids import ordered_uuid
 from api.models.enums import OutboxStatus, PersonalField
 from api.models.partner import OutboxEvent
 from api.models.partner_loop import DeletionDuty
+from api.platform.jobs import notify_worker
 from api.platform.runtime import Runtime
 from api.security.envelope import DataKey
 
@@ -86,4 +87,5 @@ async def enqueue(rt: Runtime, conn: BaseDBAsyncClient | None, *, partner_id: st
             event_id=event_id, partner_id=partner_id, member_id=member_id, kind=type,
             fields_=fields, created_at=now,
             due_at=now + timedelta(days=rt.settings.deletion_due_days), using_db=conn)
+    await notify_worker(rt, conn)  # the worker delivers at once, not at its next poll
     return str(event_id)
