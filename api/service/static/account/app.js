@@ -1,11 +1,11 @@
 // The member privacy center: sign up, sign in, and everything a member may see and do about
-// their data. Talks to the public /graphql only. Optional (v2) screens appear when the server
-// serves the fields they need (caps.js), so they light up as capabilities land.
+// their data. Talks to the public /graphql only, with registered documents sent by hash
+// (schema/trusted/Account*.graphql, by operation name): the page works where the server
+// accepts nothing else from anonymous callers and members (CONSENTRY_TRUSTED_DOCUMENTS_ONLY).
 
-import { ApiError, gqlData, session } from "/static/common/api.js";
+import { ApiError, session, trustedData } from "/static/common/api.js";
 import { clearErrors, download, h, showError, when } from "/static/common/dom.js";
 import { addStrings, apply, lang, languageSwitch, onLangChange, t } from "/static/common/i18n.js";
-import { probe } from "./caps.js";
 import { decode, verifyReceipt } from "./receipts.js";
 import { EN, KO } from "./strings.js";
 import * as passkeys from "./webauthn.js";
@@ -16,11 +16,7 @@ addStrings("ko", KO);
 const FIELDS = ["USER_ID", "EMAIL", "FULL_NAME", "DATE_OF_BIRTH", "PHONE", "ADDRESS"];
 const view = document.getElementById("view");
 const statusBox = document.getElementById("status");
-let caps = new Set();
 let current = () => {};
-
-const PUBLIC = `{ policy { version text effectiveAt next { version effectiveAt } }
-  purposes { name description legalBasis required } }`;
 
 function say(text) {
   statusBox.textContent = text || "";
@@ -78,7 +74,7 @@ async function submitting(form, work) {
 // -- signed out ---------------------------------------------------------------------------------
 
 async function renderSignedOut() {
-  const { policy, purposes } = await gqlData(PUBLIC, {}, { token: null });
+  const { policy, purposes } = await trustedData("AccountPublic", {}, { token: null });
   const required = purposes.filter((p) => p.required);
   const optional = purposes.filter((p) => !p.required && p.legalBasis === "CONSENT");
   const contract = purposes.filter((p) => !p.required && p.legalBasis !== "CONSENT");
@@ -94,24 +90,21 @@ async function renderSignedOut() {
     event.preventDefault();
     submitting(signIn, async () => {
       const v = values(signIn);
-      const data = await gqlData(
-        `mutation($u: String!, $p: String!, $o: String) { login(userId: $u, password: $p, otp: $o) {
-          accessToken refreshToken role } }`,
-        { u: v.userId, p: v.password, o: v.otp || null }, { token: null });
+      const data = await trustedData("AccountLogin", { u: v.userId, p: v.password, o: v.otp || null },
+        { token: null });
       session.set({ token: data.login.accessToken, refreshToken: data.login.refreshToken, role: data.login.role });
       say("");
       await show(renderCenter);
     });
   });
 
-  if (caps.has("Mutation.beginPasskeyLogin") && passkeys.supported()) {
+  if (passkeys.supported()) {
     signIn.append(h("button", { type: "button", class: "secondary", onclick: () => submitting(signIn, async () => {
       const userId = values(signIn).userId || null;
-      const options = (await gqlData(`mutation($u: String) { beginPasskeyLogin(userId: $u) }`, { u: userId },
-        { token: null })).beginPasskeyLogin;
+      const options = (await trustedData("AccountPasskeyLoginBegin", { u: userId }, { token: null }))
+        .beginPasskeyLogin;
       const credential = await passkeys.get(options);
-      const data = await gqlData(`mutation($c: JSON!) { finishPasskeyLogin(credential: $c) {
-        accessToken refreshToken role } }`, { c: credential }, { token: null });
+      const data = await trustedData("AccountPasskeyLoginFinish", { c: credential }, { token: null });
       const p = data.finishPasskeyLogin;
       session.set({ token: p.accessToken, refreshToken: p.refreshToken, role: p.role });
       await show(renderCenter);
@@ -156,21 +149,17 @@ async function renderSignedOut() {
       const v = values(signUp);
       const fields = { userId: v.userId, email: v.email, fullName: v.fullName, password: v.password,
         dateOfBirth: v.dateOfBirth || null, phone: v.phone || null, address: v.address || null };
-      const data = await gqlData(
-        `mutation($i: RegisterInput!) { register(input: $i) { accessToken refreshToken role } }`,
-        { i: fields }, { token: null });
+      const data = await trustedData("AccountRegister", { i: fields }, { token: null });
       session.set({ token: data.register.accessToken, refreshToken: data.register.refreshToken, role: data.register.role });
       for (const box of signUp.querySelectorAll("input[data-purpose]:checked")) {
-        await gqlData(`mutation($p: String!, $v: String!) { giveConsent(purpose: $p, policyVersion: $v) { state } }`,
-          { p: box.dataset.purpose, v: policy.version });
+        await trustedData("AccountGiveConsent", { p: box.dataset.purpose, v: policy.version });
       }
-      say(caps.has("Mutation.verifyEmail") ? t("signup.verifySent", { email: fields.email }) : "");
+      say(t("signup.verifySent", { email: fields.email }));
       await show(renderCenter);
     });
   });
 
-  const left = h("div", {}, h("section", {}, signIn),
-    caps.has("Mutation.requestPasswordReset") ? forgotPassword() : null);
+  const left = h("div", {}, h("section", {}, signIn), forgotPassword());
   view.replaceChildren(h("div", { class: "cols" }, left, h("section", {}, signUp)));
 }
 
@@ -194,7 +183,7 @@ function forgotPassword() {
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     submitting(form, async () => {
-      await gqlData(`mutation($e: String!) { requestPasswordReset(email: $e) }`, { e: values(form).email }, { token: null });
+      await trustedData("AccountRequestPasswordReset", { e: values(form).email }, { token: null });
       say(t("reset.sent"));
     });
   });
@@ -210,8 +199,7 @@ function resetPasswordForm(token) {
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     submitting(form, async () => {
-      await gqlData(`mutation($t: String!, $p: String!) { resetPassword(token: $t, newPassword: $p) }`,
-        { t: token, p: values(form).newPassword }, { token: null });
+      await trustedData("AccountResetPassword", { t: token, p: values(form).newPassword }, { token: null });
       history.replaceState(null, "", "/account/");
       say(t("reset.done"));
       await show(renderSignedOut);
@@ -222,28 +210,11 @@ function resetPasswordForm(token) {
 
 // -- signed in ----------------------------------------------------------------------------------
 
-function meQuery() {
-  const extra = [
-    caps.has("Member.emailVerified") ? "emailVerified" : "",
-    caps.has("Member.pendingEmail") ? "pendingEmail" : "",
-    caps.has("Member.sessions") ? "sessions { id createdAt lastUsedAt userAgent current }" : "",
-    caps.has("Member.passkeys") ? "passkeys { id name createdAt lastUsedAt }" : "",
-    caps.has("Member.upcomingDisclosures")
-      ? "upcomingDisclosures { partnerId partner fields legalBasis effectiveAt objected }" : "",
-  ].join(" ");
-  const deletion = caps.has("Disclosure.deletionDueAt") ? "deletionDueAt deletionConfirmedAt" : "";
-  return `{ me { id userId email fullName dateOfBirth phone address status createdAt ${extra}
-    consents { purpose state policyVersion at receipt }
-    disclosures { partner fields purpose legalBasis at ${deletion} }
-    dataRequests { id kind status fields receivedAt dueAt resolvedAt } }
-    policy { version } purposes { name description legalBasis required } }`;
-}
-
 async function renderCenter() {
   if (!session.get()) return show(renderSignedOut);
   let data;
   try {
-    data = await gqlData(meQuery());
+    data = await trustedData("AccountCenter");
   } catch (error) {
     if (error.code === "UNAUTHENTICATED" || error.code === "FORBIDDEN") {
       session.clear();
@@ -259,9 +230,7 @@ async function renderCenter() {
   const toolbar = h("div", { class: "toolbar" },
     h("span", {}, t("center.signedInAs", { userId: me.userId })),
     h("button", { type: "button", class: "secondary", onclick: signOut }, t("center.signOut")),
-    caps.has("Mutation.signOutEverywhere")
-      ? h("button", { type: "button", class: "secondary", onclick: signOutEverywhere }, t("center.signOutEverywhere"))
-      : null);
+    h("button", { type: "button", class: "secondary", onclick: signOutEverywhere }, t("center.signOutEverywhere")));
   const sections = [
     profileSection(me),
     consentsSection(me, policy, purposes),
@@ -286,13 +255,11 @@ function section(id, titleKey, ...children) {
 }
 
 function verificationNotice(me) {
-  if (!caps.has("Member.emailVerified") || me.emailVerified) return null;
-  const resend = caps.has("Mutation.resendEmailVerification")
-    ? h("button", { type: "button", class: "secondary", onclick: async () => {
-      await gqlData("mutation { resendEmailVerification }");
-      say(t("verify.resent"));
-    } }, t("verify.resend"))
-    : null;
+  if (me.emailVerified) return null;
+  const resend = h("button", { type: "button", class: "secondary", onclick: async () => {
+    await trustedData("AccountResendVerification");
+    say(t("verify.resent"));
+  } }, t("verify.resend"));
   return h("p", { class: "notice" }, t("verify.pending"), " ", resend);
 }
 
@@ -327,7 +294,7 @@ function profileSection(me) {
       for (const key of ["email", "fullName", "dateOfBirth", "phone", "address"]) {
         if ((v[key] || null) !== (me[key] || null)) changes[key] = v[key] || null;
       }
-      await gqlData(`mutation($i: ProfileInput!) { updateProfile(input: $i) { id } }`, { i: changes });
+      await trustedData("AccountUpdateProfile", { i: changes });
       await show(renderCenter);
       say(t("profile.saved"));
     });
@@ -374,10 +341,8 @@ function consentsSection(me, policy, purposes) {
       error.hidden = true;
       try {
         const data = box.checked
-          ? await gqlData(`mutation($p: String!, $v: String!) { giveConsent(purpose: $p, policyVersion: $v) {
-              purpose state policyVersion at receipt } }`, { p: purpose.name, v: policy.version })
-          : await gqlData(`mutation($p: String!) { withdrawConsent(purpose: $p) {
-              purpose state policyVersion at receipt } }`, { p: purpose.name });
+          ? await trustedData("AccountGiveConsent", { p: purpose.name, v: policy.version })
+          : await trustedData("AccountWithdrawConsent", { p: purpose.name });
         const updated = data.giveConsent || data.withdrawConsent;
         line.textContent = consentLine(updated);
         receipt.replaceChildren(receiptLine(updated));
@@ -414,34 +379,28 @@ function table(caption, headers, rows) {
 
 function disclosuresSection(me) {
   if (!me.disclosures.length) return section("disclosures", "disclosures.title", h("p", {}, t("disclosures.none")));
-  const deletion = caps.has("Disclosure.deletionDueAt");
-  const headers = [t("disclosures.partner"), t("disclosures.fields"), t("disclosures.when"), t("disclosures.basis")];
-  if (deletion) headers.push(t("disclosures.deletion"));
-  const rows = me.disclosures.map((d) => {
-    const cells = [d.partner, fieldList(d.fields), when(d.at, lang()),
-      `${t(`basis.${d.legalBasis}`)} (${d.purpose})`];
-    if (deletion) {
-      cells.push(d.deletionConfirmedAt ? t("disclosures.deletionConfirmed", { date: when(d.deletionConfirmedAt, lang()) })
-        : d.deletionDueAt ? t("disclosures.deletionDue", { date: when(d.deletionDueAt, lang()) }) : "—");
-    }
-    return cells;
-  });
+  const headers = [t("disclosures.partner"), t("disclosures.fields"), t("disclosures.when"), t("disclosures.basis"),
+    t("disclosures.deletion")];
+  const rows = me.disclosures.map((d) => [d.partner, fieldList(d.fields), when(d.at, lang()),
+    `${t(`basis.${d.legalBasis}`)} (${d.purpose})`,
+    d.deletionConfirmedAt ? t("disclosures.deletionConfirmed", { date: when(d.deletionConfirmedAt, lang()) })
+      : d.deletionDueAt ? t("disclosures.deletionDue", { date: when(d.deletionDueAt, lang()) }) : "—"]);
   return section("disclosures", "disclosures.title", table(t("disclosures.title"), headers, rows));
 }
 
 function upcomingSection(me) {
-  if (!caps.has("Member.upcomingDisclosures")) {
-    return section("upcoming", "upcoming.title", h("p", {}, h("a", { href: "/notices" }, t("upcoming.notices"))));
+  if (!me.upcomingDisclosures.length) {
+    return section("upcoming", "upcoming.title", h("p", {}, t("upcoming.none")),
+      h("p", {}, h("a", { href: "/notices" }, t("upcoming.notices"))));
   }
-  if (!me.upcomingDisclosures.length) return section("upcoming", "upcoming.title", h("p", {}, t("upcoming.none")));
   const rows = me.upcomingDisclosures.map((u) => {
-    const action = u.objected || !caps.has("Mutation.objectToPartner")
-      ? (u.objected ? t("upcoming.objected") : "—")
+    const action = u.objected
+      ? t("upcoming.objected")
       : h("button", { type: "button", class: "secondary", "aria-label": t("upcoming.objectTo", { partner: u.partner }),
         onclick: async (event) => {
           event.target.disabled = true;
           try {
-            await gqlData(`mutation($p: ID!) { objectToPartner(partnerId: $p) { objected } }`, { p: u.partnerId });
+            await trustedData("AccountObjectToPartner", { p: u.partnerId });
             await show(renderCenter);
           } catch (err) {
             say(err.message);
@@ -480,8 +439,7 @@ function inaccuracySection() {
     submitting(form, async () => {
       const fields = [...form.querySelectorAll("input[name=fields]:checked")].map((box) => box.value);
       if (!fields.length) throw new ApiError(t("inaccuracy.pickOne"), "BAD_USER_INPUT", null);
-      await gqlData(`mutation($f: [PersonalField!]!, $n: String) { reportInaccuracy(fields: $f, note: $n) { id } }`,
-        { f: fields, n: values(form).note || null });
+      await trustedData("AccountReportInaccuracy", { f: fields, n: values(form).note || null });
       await show(renderCenter);
       say(t("inaccuracy.done"));
     });
@@ -493,7 +451,7 @@ function exportSection(me) {
   const button = h("button", { type: "button", onclick: async () => {
     button.disabled = true;
     try {
-      const data = await gqlData("mutation { exportMyData { format generatedAt data } }");
+      const data = await trustedData("AccountExport");
       download(`consentry-export-${me.userId}.json`, JSON.stringify(data.exportMyData, null, 2));
       say(t("export.done"));
     } catch (err) {
@@ -506,28 +464,24 @@ function exportSection(me) {
 }
 
 function sessionsSection(me) {
-  if (!caps.has("Member.sessions")) return null;
   const rows = me.sessions.map((s) => [
     s.userAgent || "—", when(s.createdAt, lang()), when(s.lastUsedAt, lang()),
-    s.current ? t("sessions.current") : (caps.has("Mutation.revokeSession")
-      ? h("button", { type: "button", class: "secondary", onclick: async () => {
-        await gqlData(`mutation($i: ID!) { revokeSession(id: $i) }`, { i: s.id });
-        await show(renderCenter);
-      } }, t("sessions.revoke")) : "")]);
+    s.current ? t("sessions.current") : h("button", { type: "button", class: "secondary", onclick: async () => {
+      await trustedData("AccountRevokeSession", { i: s.id });
+      await show(renderCenter);
+    } }, t("sessions.revoke"))]);
   return section("sessions", "sessions.title",
     table(t("sessions.title"),
       [t("sessions.device"), t("disclosures.when"), t("sessions.lastUsed"), t("sessions.action")], rows));
 }
 
 function passkeysSection(me) {
-  if (!caps.has("Member.passkeys")) return null;
   const rows = me.passkeys.map((k) => [k.name, when(k.createdAt, lang()), when(k.lastUsedAt, lang()) || "—",
-    caps.has("Mutation.removePasskey")
-      ? h("button", { type: "button", class: "secondary", "aria-label": t("passkeys.removeNamed", { name: k.name }),
-        onclick: async () => {
-          await gqlData(`mutation($i: ID!) { removePasskey(id: $i) }`, { i: k.id });
-          await show(renderCenter);
-        } }, t("passkeys.remove")) : ""]);
+    h("button", { type: "button", class: "secondary", "aria-label": t("passkeys.removeNamed", { name: k.name }),
+      onclick: async () => {
+        await trustedData("AccountRemovePasskey", { i: k.id });
+        await show(renderCenter);
+      } }, t("passkeys.remove"))]);
   const form = h("form", { novalidate: true },
     input("name", "passkeys.name", { tagged: false }),
     formError(),
@@ -535,15 +489,14 @@ function passkeysSection(me) {
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     submitting(form, async () => {
-      const options = (await gqlData("mutation { beginPasskeyRegistration }")).beginPasskeyRegistration;
+      const options = (await trustedData("AccountPasskeyRegisterBegin")).beginPasskeyRegistration;
       const credential = await passkeys.create(options);
-      await gqlData(`mutation($c: JSON!, $n: String) { finishPasskeyRegistration(credential: $c, name: $n) { id } }`,
-        { c: credential, n: values(form).name || null });
+      await trustedData("AccountPasskeyRegisterFinish", { c: credential, n: values(form).name || null });
       await show(renderCenter);
       say(t("passkeys.added"));
     });
   });
-  const canAdd = caps.has("Mutation.beginPasskeyRegistration") && passkeys.supported();
+  const canAdd = passkeys.supported();
   return section("passkeys", "passkeys.title",
     rows.length ? table(t("passkeys.title"),
       [t("passkeys.name"), t("disclosures.when"), t("sessions.lastUsed"), t("sessions.action")], rows)
@@ -552,7 +505,6 @@ function passkeysSection(me) {
 }
 
 function passwordSection() {
-  if (!caps.has("Mutation.changePassword")) return null;
   const form = h("form", { novalidate: true },
     input("currentPassword", "password.current", { type: "password", tagged: false, autocomplete: "current-password" }),
     input("newPassword", "reset.newPassword", { type: "password", tagged: false, autocomplete: "new-password" }),
@@ -562,8 +514,7 @@ function passwordSection() {
     event.preventDefault();
     submitting(form, async () => {
       const v = values(form);
-      await gqlData(`mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) }`,
-        { c: v.currentPassword, n: v.newPassword });
+      await trustedData("AccountChangePassword", { c: v.currentPassword, n: v.newPassword });
       form.reset();
       say(t("password.changed"));
     });
@@ -587,10 +538,7 @@ function withdrawSection() {
       if (!form.querySelector(`#${confirmId}`).checked) {
         throw new ApiError(t("withdraw.confirm"), "BAD_USER_INPUT", "confirm");
       }
-      const receiptField = caps.has("WithdrawalReceipt.receipt") ? "receipt" : "";
-      const data = await gqlData(`mutation($p: String!) { withdrawMembership(password: $p) {
-        withdrawnAt destroyed retainedUntil retainedFields partnersNotified ${receiptField} } }`,
-      { p: values(form).password });
+      const data = await trustedData("AccountWithdrawMembership", { p: values(form).password });
       session.clear();
       const receipt = data.withdrawMembership;
       await show(() => renderWithdrawn(receipt));
@@ -632,7 +580,7 @@ function renderWithdrawn(receipt) {
 async function signOut() {
   const s = session.get();
   try {
-    if (s && s.refreshToken) await gqlData(`mutation($r: String!) { logout(refreshToken: $r) }`, { r: s.refreshToken });
+    if (s && s.refreshToken) await trustedData("AccountLogout", { r: s.refreshToken });
   } catch (_) {
     // the session ends here either way
   }
@@ -643,7 +591,7 @@ async function signOut() {
 
 async function signOutEverywhere() {
   try {
-    await gqlData("mutation { signOutEverywhere }");
+    await trustedData("AccountSignOutEverywhere");
   } catch (_) {
     // ended or not, this tab forgets its tokens
   }
@@ -657,19 +605,18 @@ async function start() {
   document.getElementById("lang").append(languageSwitch());
   apply();
   onLangChange(() => current());
-  caps = await probe();
   const params = new URLSearchParams(location.search);
   const token = params.get("token");
   const path = location.pathname.replace(/\/+$/, "");
-  if (token && path.endsWith("/verify-email") && caps.has("Mutation.verifyEmail")) {
+  if (token && path.endsWith("/verify-email")) {
     history.replaceState(null, "", "/account/");
     try {
-      const ok = (await gqlData(`mutation($t: String!) { verifyEmail(token: $t) }`, { t: token }, { token: null })).verifyEmail;
+      const ok = (await trustedData("AccountVerifyEmail", { t: token }, { token: null })).verifyEmail;
       say(t(ok ? "verify.done" : "verify.failed"));
     } catch (_) {
       say(t("verify.failed"));
     }
-  } else if (token && path.endsWith("/reset-password") && caps.has("Mutation.resetPassword")) {
+  } else if (token && path.endsWith("/reset-password")) {
     return show(() => resetPasswordForm(token));
   }
   return show(session.get() ? renderCenter : renderSignedOut);

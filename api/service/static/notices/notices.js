@@ -1,7 +1,8 @@
 // Public notices: the policy in force, the next announced version, and the outsourcing
-// partners with their announced changes and dates. Public queries only, no sign-in.
+// partners with their announced changes and dates. Public queries only, no sign-in: one
+// registered document (schema/trusted/NoticesPage.graphql), sent by hash.
 
-import { gqlData } from "/static/common/api.js";
+import { trustedData } from "/static/common/api.js";
 import { h, when } from "/static/common/dom.js";
 import { addStrings, apply, lang, languageSwitch, onLangChange, t } from "/static/common/i18n.js";
 
@@ -89,12 +90,6 @@ addStrings("ko", {
 });
 
 const view = document.getElementById("view");
-const QUERY = `{
-  policy { version text effectiveAt next { version text effectiveAt } }
-  purposes { name description legalBasis required }
-  outsourcingPartners { id name kind purpose status fields optionalFields
-    upcoming { kind effectiveAt fields optionalFields } }
-}`;
 let data = null;
 
 const fields = (list) => list.map((f) => t(`field.${f}`)).join(", ") || t("common.none");
@@ -148,7 +143,7 @@ async function start() {
   document.getElementById("lang").append(languageSwitch());
   apply();
   onLangChange(() => data && render());
-  data = await gqlData(QUERY, {}, { token: null });
+  data = await trustedData("NoticesPage", {}, { token: null });
   render();
 }
 
