@@ -68,6 +68,10 @@ async def test_a_registered_hash_runs(client, member):
     with_text = await _post(client, _persisted(ME_HASH, query=load()[ME_HASH]), member.token)
     assert with_text["data"]["me"]["userId"] == "alice"
     assert error_code(await _post(client, _persisted(ME_HASH))) == "UNAUTHENTICATED"
+    # Unregistered text with its own hash (automatic persisted queries) is an ad-hoc document,
+    # served while trusted_documents_only is off.
+    ad_hoc = await _post(client, _persisted(POLICY_HASH, query=POLICY))
+    assert ad_hoc == {"data": {"policy": {"version": "1.0"}}}
 
 
 @pytest.mark.both_graphql_paths
