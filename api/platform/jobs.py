@@ -149,33 +149,47 @@ async def run_forever(rt: Runtime, jobs: Sequence[Job], interval: float = 1.0,
                       stop: asyncio.Event | None = None, *, prompt: Sequence[str] = (),
                       poll: float | None = None) -> None:
     """Run the ``prompt`` jobs on every wake and at least every ``poll`` seconds, the others
-    every ``interval`` seconds, until ``stop``. A run's line is DEBUG (ten jobs a second would
-    drown the log); failures stay ERROR, and the metrics count every run."""
+    every ``interval`` seconds, until ``stop``. The two cadences are separate loops, so a long
+    scan never holds up a delivery. A run's line is DEBUG (ten jobs a second would drown the
+    log); failures stay ERROR, and the metrics count every run."""
     stop = stop or asyncio.Event()
-    poll = interval if poll is None else poll
     fast = [j for j in jobs if j.name in prompt]
     slow = [j for j in jobs if j.name not in prompt]
     wake = _wake_event(rt)
-    listener = await _listen(rt, wake)
-    next_slow = 0.0
-    try:
+    listener = await _listen(rt, wake) if fast else None
+
+    async def scanning() -> None:
         while not stop.is_set():
-            if time.monotonic() >= next_slow:
-                await run_all(rt, slow, log_level=logging.DEBUG)
-                next_slow = time.monotonic() + interval
+            await run_all(rt, slow, log_level=logging.DEBUG)
+            if not fast:
+                await _chain()
+            await _until(stop, None, interval)
+
+    async def prompt_loop() -> None:
+        while not stop.is_set():
             wake.clear()  # a wake during the run below triggers another run
-            if fast:
-                await run_all(rt, fast, log_level=logging.DEBUG)
-            try:
-                # Requests append audit entries unchained; link them each cycle.
-                await audit.chain_pending()
-            except Exception:
-                log.exception("audit chaining failed")
-            timeout = max(0.0, min(poll, next_slow - time.monotonic()))
-            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
-            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            for w in waiters:
-                w.cancel()
+            await run_all(rt, fast, log_level=logging.DEBUG)
+            await _chain()
+            await _until(stop, wake, interval if poll is None else poll)
+
+    try:
+        await asyncio.gather(scanning(), *([prompt_loop()] if fast else []))
     finally:
         if listener is not None:
             await listener.close()
+
+
+async def _chain() -> None:
+    try:
+        # Requests append audit entries unchained; the worker links them each cycle.
+        await audit.chain_pending()
+    except Exception:
+        log.exception("audit chaining failed")
+
+
+async def _until(stop: asyncio.Event, wake: asyncio.Event | None, seconds: float) -> None:
+    """Sleep ``seconds``, or less if ``stop`` (or ``wake``) is set."""
+    waiters = [asyncio.ensure_future(e.wait()) for e in (stop, wake) if e is not None]
+    await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    for w in waiters:
+        w.cancel()
