@@ -3,8 +3,8 @@
 A member's whole life (sign up with the policy agreed and one optional purpose, consents that
 verify in the browser, who has my data, export as a download, an inaccuracy report, withdrawal
 with its receipt), axe-core on every page state, the strict CSP on the pages, no token in
-localStorage, and the verify-email link from a real mail once the accounts capability serves
-``verifyEmail``.
+localStorage, the verify-email and password-reset links from real mail, sessions and passkeys.
+The same life where only trusted documents are accepted: tests/test_ui_trusted.py.
 """
 
 from __future__ import annotations
@@ -176,18 +176,15 @@ def test_a_members_whole_life(live: Site, browser: Any, tmp_path: Path) -> None:
     cells = rows.first.locator("td").all_inner_texts()
     assert (cells[0], cells[1], cells[3]) == ("Parcel Co", "Full name, Address",
                                                "Contract (order_fulfillment)")
-    if live.serves("Disclosure", "deletionDueAt"):
-        assert page.locator("#disclosures thead th").all_inner_texts()[-1] == "Deletion"
+    assert page.locator("#disclosures thead th").all_inner_texts()[-1] == "Deletion"
     axe_check(page, label="who has my data")
-    if live.serves("Member", "upcomingDisclosures"):
-        # Parcel Co is announced, not yet in force: it concerns this member.
-        coming = page.locator("#upcoming tbody tr", has_text="Parcel Co")
-        coming.wait_for()
-        if live.serves("Mutation", "objectToPartner"):
-            coming.get_by_role("button", name="Object to Parcel Co").click()
-            page.locator("#upcoming tbody tr", has_text="Parcel Co").get_by_text(
-                "Objected", exact=True).wait_for()
-        axe_check(page, label="upcoming partner changes")
+    # Parcel Co is announced, not yet in force: it concerns this member.
+    coming = page.locator("#upcoming tbody tr", has_text="Parcel Co")
+    coming.wait_for()
+    coming.get_by_role("button", name="Object to Parcel Co").click()
+    page.locator("#upcoming tbody tr", has_text="Parcel Co").get_by_text(
+        "Objected", exact=True).wait_for()
+    axe_check(page, label="upcoming partner changes")
     screenshot(page, "account-disclosures", element=page.locator("#disclosures"))
 
     # Profile: an error from the API appears next to the field it concerns; then a good edit.
@@ -237,8 +234,7 @@ def test_a_members_whole_life(live: Site, browser: Any, tmp_path: Path) -> None:
     page.get_by_role("heading", name="Withdrawal receipt").wait_for()
     receipt = page.locator("#withdrawn dl").inner_text()
     assert "Partners told to erase\nParcel Co" in receipt
-    if live.serves("WithdrawalReceipt", "receipt"):
-        page.locator("#withdrawn .receipt").get_by_text("verified", exact=True).wait_for()
+    page.locator("#withdrawn .receipt").get_by_text("verified", exact=True).wait_for()
     assert page.evaluate("sessionStorage.getItem('consentry.session')") is None
     axe_check(page, label="withdrawal receipt")
     screenshot(page, "account-withdrawn")
@@ -266,28 +262,6 @@ def test_receipts_are_verified_against_the_published_key_only(live: Site, browse
         [given, f"{header}.{forged_payload}.{signature}", f"{header}.{payload}.{stranger_sig}",
          "not a receipt"])
     assert verdicts == [True, False, False, False]
-    ctx.close()
-
-
-def test_the_page_finds_the_optional_screens_the_schema_serves(live: Site, browser: Any) -> None:
-    """The v2 screens appear exactly when their fields are served (checked by introspection
-    here; the page probes by validation, which works with introspection off)."""
-    names = ["Mutation.verifyEmail", "Mutation.requestPasswordReset", "Mutation.resetPassword",
-             "Mutation.resendEmailVerification", "Mutation.signOutEverywhere",
-             "Mutation.revokeSession", "Mutation.objectToPartner", "WithdrawalReceipt.receipt",
-             "Member.emailVerified", "Member.pendingEmail", "Member.sessions",
-             "Member.upcomingDisclosures", "Disclosure.deletionDueAt",
-             "Disclosure.deletionConfirmedAt", "Mutation.changePassword",
-             "Mutation.beginPasskeyRegistration", "Mutation.finishPasskeyRegistration",
-             "Mutation.removePasskey", "Mutation.beginPasskeyLogin", "Mutation.finishPasskeyLogin",
-             "Member.passkeys"]
-    served = sorted(n for n in names if live.serves(*n.split(".")))
-    ctx = _context(browser)
-    page = ctx.new_page()
-    page.goto(f"{live.url}/account/")
-    page.get_by_role("heading", name="Create an account").wait_for()
-    found = page.evaluate("import('/static/account/caps.js').then(async (m) => [...await m.probe()])")
-    assert sorted(found) == served
     ctx.close()
 
 
@@ -366,8 +340,6 @@ def test_korean_and_a_phone_sized_screen(live: Site, browser: Any) -> None:
 
 
 def test_verify_email_link_from_a_real_mail(live: Site, browser: Any) -> None:
-    if not live.serves("Mutation", "verifyEmail"):
-        pytest.skip("the accounts capability (verifyEmail) is not served yet")
     ctx = _context(browser)
     page = ctx.new_page()
     page.goto(f"{live.url}/account/")
@@ -402,8 +374,6 @@ def _mailed_link(live: Site, address: str, action: str) -> str:
 
 
 def test_forgotten_password_reset_through_a_real_mail(live: Site, browser: Any) -> None:
-    if not live.serves("Mutation", "resetPassword"):
-        pytest.skip("the accounts capability (resetPassword) is not served yet")
     _register(live, "forgetful")
     page_ctx = _context(browser)
     page = page_ctx.new_page()
@@ -429,8 +399,6 @@ def test_forgotten_password_reset_through_a_real_mail(live: Site, browser: Any) 
 
 
 def test_sessions_and_sign_out_everywhere(live: Site, browser: Any) -> None:
-    if not live.serves("Mutation", "signOutEverywhere"):
-        pytest.skip("the accounts capability (signOutEverywhere) is not served yet")
     other = _register(live, "everywhere")
     ctx = _context(browser)
     page = ctx.new_page()
@@ -453,8 +421,6 @@ def test_sessions_and_sign_out_everywhere(live: Site, browser: Any) -> None:
 
 
 def test_a_passkey_added_in_the_page_signs_in(live: Site, browser: Any) -> None:
-    if not live.serves("Mutation", "finishPasskeyLogin"):
-        pytest.skip("the accounts capability (passkeys) is not served yet")
     _register(live, "keyholder")
     ctx = _context(browser)
     page = ctx.new_page()

@@ -26,13 +26,14 @@ from schema.trusted import CLIENT_MAP, build, document_hash, load, operation_nam
 from tests.conftest import PASSWORD
 from tests.helpers_browser import Site, _serve_on, axe_check, chromium, require_browser
 from tests.helpers_serve import CONSENTRY, free_port
-from tests.test_ui_account import ANNOUNCE, SEED_DISCLOSURE
+from tests.test_ui_account import ANNOUNCE, SEED_DISCLOSURE, _mailed_link
 
 STATIC = Path(__file__).parents[1] / "api" / "service" / "static"
 # The scripts that run for anonymous callers and members (the console's own operations are
 # an admin's, who keeps ad-hoc documents; its sign-in is checked in tests/test_ui_banner.py).
 MEMBER_SCRIPTS = sorted([*(STATIC / "account").glob("*.js"), *(STATIC / "notices").glob("*.js"),
                          STATIC / "common" / "api.js"])
+NEW_PASSWORD = "a brand new passphrase 77"
 NAMED = re.compile(r'\b(?:gqlTrusted|trustedData|registered)\(\s*"(\w+)"')
 
 
@@ -172,6 +173,11 @@ def test_a_members_whole_life_where_only_trusted_documents_are_accepted(live: Si
         assert page.locator("#sessions").is_visible()
         assert page.locator("#password").is_visible()
         page.get_by_text("Your email address is not verified yet.").wait_for()
+        # The mailed link verifies the address (anonymous, by hash).
+        page.goto(f"{live.url}{_mailed_link(live, 'kim@example.org', 'verify-email')}")
+        page.get_by_text("Your email address is verified.").wait_for()
+        page.locator("#consents").wait_for()
+        assert page.get_by_text("Your email address is not verified yet.").count() == 0
         # One click withdraws.
         switch.click()
         page.locator("#consents .switch", has=page.get_by_label("marketing", exact=True)).get_by_text(
@@ -231,18 +237,28 @@ def test_a_members_whole_life_where_only_trusted_documents_are_accepted(live: Si
         assert page.evaluate("JSON.parse(sessionStorage.getItem('consentry.session')).token") \
             != "expired"
 
-        # Sign out, sign in again.
+        # Sign out; a forgotten password is reset through the mailed link; sign in again.
         page.get_by_role("button", name="Sign out", exact=True).click()
+        forgot = page.locator("form", has=page.get_by_role("heading", name="Forgot your password?"))
+        forgot.get_by_label("Email").fill("kim@example.org")
+        forgot.get_by_role("button", name="Send me a reset link").click()
+        page.get_by_text("If the address belongs to a verified account, a reset link is on its "
+                         "way.").wait_for()
+        page.goto(f"{live.url}{_mailed_link(live, 'kim@example.org', 'reset-password')}")
+        reset = page.locator("form", has=page.get_by_role("heading", name="Reset your password"))
+        reset.get_by_label("New password").fill(NEW_PASSWORD)
+        reset.get_by_role("button", name="Set the new password").click()
+        page.get_by_text("Your password was changed. Sign in with the new one.").wait_for()
         signin = page.locator("form", has=page.get_by_role("heading", name="Sign in"))
         signin.get_by_label("User ID").fill("kim")
-        signin.get_by_label("Password").fill(PASSWORD)
+        signin.get_by_label("Password").fill(NEW_PASSWORD)
         signin.get_by_role("button", name="Sign in", exact=True).click()
         page.locator("#consents").wait_for()
         axe_check(page, label="privacy center, trusted documents only")
 
         # Withdraw membership: the signed receipt verifies in the browser.
         withdraw = page.locator("#withdraw form")
-        withdraw.get_by_label("Password").fill(PASSWORD)
+        withdraw.get_by_label("Password").fill(NEW_PASSWORD)
         withdraw.get_by_label("I understand that this cannot be undone").check()
         withdraw.get_by_role("button", name="Withdraw membership").click()
         page.get_by_role("heading", name="Withdrawal receipt").wait_for()
@@ -260,4 +276,44 @@ def test_a_members_whole_life_where_only_trusted_documents_are_accepted(live: Si
     assert {"NoticesPage", "AccountPublic", "AccountRegister", "AccountGiveConsent",
             "AccountCenter", "AccountWithdrawConsent", "AccountObjectToPartner",
             "AccountUpdateProfile", "AccountExport", "AccountReportInaccuracy", "SessionRefresh",
-            "AccountLogout", "AccountLogin", "AccountWithdrawMembership"} <= set(used), used
+            "AccountLogout", "AccountLogin", "AccountWithdrawMembership", "AccountVerifyEmail",
+            "AccountRequestPasswordReset", "AccountResetPassword"} <= set(used), used
+
+
+def test_passkeys_and_sessions_where_only_trusted_documents_are_accepted(live: Site) -> None:
+    """Passkey sign-in is anonymous too; sessions, revocation and signing out everywhere are
+    a member's."""
+    _by_hash(live, "AccountRegister", {"i": {"userId": "lee", "email": "lee@example.org",
+                                             "fullName": "Lee Example", "password": PASSWORD}})
+    problems: list[str] = []
+    with chromium() as browser:
+        ctx = browser.new_context(locale="en-US", timezone_id="UTC")
+        page = ctx.new_page()
+        page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+        cdp = ctx.new_cdp_session(page)
+        cdp.send("WebAuthn.enable")
+        cdp.send("WebAuthn.addVirtualAuthenticator", {"options": {
+            "protocol": "ctap2", "transport": "internal", "hasResidentKey": True,
+            "hasUserVerification": True, "isUserVerified": True,
+            "automaticPresenceSimulation": True}})
+        page.goto(f"{live.url}/account/")
+        signin = page.locator("form", has=page.get_by_role("heading", name="Sign in"))
+        signin.get_by_label("User ID").fill("lee")
+        signin.get_by_label("Password").fill(PASSWORD)
+        signin.get_by_role("button", name="Sign in", exact=True).click()
+        # The registration's session can be ended from here.
+        other = page.locator("#sessions tbody tr", has_not_text="this device")
+        other.get_by_role("button", name="Sign out this session").click()
+        page.wait_for_function("document.querySelectorAll('#sessions tbody tr').length === 1")
+        keys = page.locator("#passkeys")
+        keys.get_by_label("Passkey name").fill("phone")
+        keys.get_by_role("button", name="Add a passkey").click()
+        page.get_by_text("Passkey added.").wait_for()
+        page.get_by_role("button", name="Sign out", exact=True).click()
+        signin = page.locator("form", has=page.get_by_role("heading", name="Sign in"))
+        signin.get_by_role("button", name="Sign in with a passkey").click()
+        page.get_by_text("Signed in as lee").wait_for()
+        page.get_by_role("button", name="Sign out everywhere").click()
+        page.get_by_role("heading", name="Sign in").wait_for()
+        ctx.close()
+    assert problems == []
