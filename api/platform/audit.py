@@ -4,8 +4,8 @@ Each entry's hash is SHA-256 over the previous entry's hash and the entry's cano
 (sorted keys, no spaces, UTC ISO times), so editing, deleting or reordering any entry breaks
 every later link. Entries name actors and subjects by id only: no personal values.
 
-Appending and chaining are separate so that no writer waits on a global lock: a request
-appends its entry in its own transaction with no hash (``seq`` from the database: a
+Appending and chaining are separate on PostgreSQL so that no writer waits on a global lock: a
+request appends its entry in its own transaction with no hash (``seq`` from the database: a
 gap-tolerant order of arrival), and ``chain_pending`` later gives committed entries their
 place (``pos``) and hashes, one short transaction at a time. Verification walks ``pos``.
 
@@ -13,7 +13,8 @@ The window: an entry deleted (or edited) after its transaction commits and befor
 chained leaves no trace, exactly like the newest entries of any chain without an outside
 anchor. The worker chains every cycle, so the window is about one worker cycle (an entry
 appended on its own is chained at once); ``audit verify`` chains first and then reports
-what is still unchained (transactions still open).
+what is still unchained (transactions still open). SQLite, one writer by design, chains
+each entry in the transaction that appends it: no window there.
 """
 
 from __future__ import annotations
@@ -54,8 +55,13 @@ def entry_hash(prev_hash: str, seq: int, at: datetime, actor: str, action: str,
 async def _append(rt: Runtime, conn: BaseDBAsyncClient, actor: str, action: str,
                   subject: str | None, detail: dict[str, Any]) -> AuditEntry:
     # No lock: the database hands out ``seq``; the entry is chained later (``chain_pending``).
-    return await AuditEntry.create(at=rt.now(), actor=actor, action=action, subject=subject,
-                                   detail=detail, prev_hash="", hash="", using_db=conn)
+    entry = await AuditEntry.create(at=rt.now(), actor=actor, action=action, subject=subject,
+                                    detail=detail, prev_hash="", hash="", using_db=conn)
+    if conn.capabilities.dialect == "sqlite":
+        # SQLite has one writer anyway: chain at once, in the same transaction (a chaining
+        # worker would only add write transactions competing with the API's).
+        await _link(conn, 1000)
+    return entry
 
 
 async def record(rt: Runtime, actor: str, action: str, subject: str | None = None,
@@ -63,10 +69,10 @@ async def record(rt: Runtime, actor: str, action: str, subject: str | None = Non
                  using: BaseDBAsyncClient | None = None) -> AuditEntry:
     """Append an entry, inside the caller's transaction when ``using`` is given.
 
-    The append takes no lock, so writers in any number of processes never wait on each other
-    for the trail. An entry appended in the caller's transaction is chained afterwards (by the
-    worker each cycle, by ``audit verify``, or by the next entry appended on its own); one
-    appended on its own is chained at once, after its commit.
+    On PostgreSQL the append takes no lock, so writers in any number of processes never wait
+    on each other for the trail. An entry appended in the caller's transaction is chained
+    afterwards (by the worker each cycle, by ``audit verify``, or by the next entry appended
+    on its own); one appended on its own is chained at once, after its commit.
     """
     detail = detail or {}
     if using is not None:
@@ -75,6 +81,20 @@ async def record(rt: Runtime, actor: str, action: str, subject: str | None = Non
         entry = await _append(rt, conn, actor, action, subject, detail)
     await chain_pending()
     return entry
+
+
+async def _link(conn: BaseDBAsyncClient, batch: int) -> int:
+    head = await AuditEntry.filter(pos__isnull=False).using_db(conn).order_by("-pos").first()
+    pos, prev = (head.pos or 0, head.hash) if head else (0, GENESIS)
+    rows = await AuditEntry.filter(pos__isnull=True).using_db(conn).order_by("seq").limit(batch)
+    for row in rows:
+        pos += 1
+        digest = entry_hash(prev, row.seq, row.at, row.actor, row.action, row.subject,
+                            row.detail)
+        await AuditEntry.filter(seq=row.seq, pos__isnull=True).using_db(conn).update(
+            pos=pos, prev_hash=prev, hash=digest)
+        prev = digest
+    return len(rows)
 
 
 async def chain_pending(batch: int = 1000) -> int:
@@ -94,20 +114,11 @@ async def chain_pending(batch: int = 1000) -> int:
                     "SELECT pg_try_advisory_xact_lock(7214001) AS got")
                 if not got[0]["got"]:
                     return linked
-            head = await (AuditEntry.filter(pos__isnull=False).using_db(conn)
-                          .order_by("-pos").first())
-            pos, prev = (head.pos or 0, head.hash) if head else (0, GENESIS)
-            rows = await (AuditEntry.filter(pos__isnull=True).using_db(conn)
-                          .order_by("seq").limit(batch))
-            for row in rows:
-                pos += 1
-                digest = entry_hash(prev, row.seq, row.at, row.actor, row.action, row.subject,
-                                    row.detail)
-                await AuditEntry.filter(seq=row.seq, pos__isnull=True).using_db(conn).update(
-                    pos=pos, prev_hash=prev, hash=digest)
-                prev = digest
-        linked += len(rows)
-        if len(rows) < batch:
+            elif not await AuditEntry.filter(pos__isnull=True).using_db(conn).exists():
+                return linked  # SQLite chains as it appends: don't open a write for nothing
+            done = await _link(conn, batch)
+        linked += done
+        if done < batch:
             return linked
 
 
