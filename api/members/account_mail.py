@@ -19,6 +19,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from api.members.notifications import recipient_label
 from api.models.accounts import MailSecret
 from api.models.rights import Notification
+from api.platform.jobs import notify_worker
 from api.platform.runtime import Runtime
 from api.security.sealed import open_sealed, seal
 
@@ -97,6 +98,7 @@ async def queue(rt: Runtime, conn: BaseDBAsyncClient | None, *, member_id: str |
         await MailSecret.create(notification_id=note_id,
                                 secret_ct=seal(rt.keys, _secret_label(str(note_id)),
                                                token.encode()), using_db=conn)
+    await notify_worker(rt, conn)  # a person is waiting for this mail: no poll interval
     return str(note_id)
 
 
