@@ -122,7 +122,7 @@ class Partner:
     @strawberry.field(permission_classes=[AdminField],
                       description="How many members objected to this partner (objectToPartner).")
     async def objections(self, info: Info) -> int:
-        return (await objections.objection_counts([str(self.id)]))[str(self.id)]
+        return await objections.objection_count(str(self.id))
 
     @classmethod
     def of(cls, s: PartnerState, pending: list[ChangeRow] | None = None) -> Partner:

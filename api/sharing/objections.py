@@ -8,7 +8,7 @@ when there is none yet: the member learns of it before it can happen, not after.
 
 ``object_to`` records an objection (``objectToPartner``). The grant rule reads it: nothing goes
 to that partner on a consent basis, now or when its change takes effect. A CONTRACT partner keeps
-its required fields; the objection is recorded, counted for the admins (``objection_counts``)
+its required fields; the objection is recorded, counted for the admins (``objection_count``)
 and the member is told that the service needs that partner. When the member is in the
 partner's consent scope now, ``api.sharing.revocation.revoke_for_objection`` sends
 ``member.revoked`` at once for what the partner may no longer hold.
@@ -35,7 +35,7 @@ from api.platform.runtime import Runtime
 from api.sharing import registry, revocation
 from api.sharing.grants import MemberFacts, PartnerState, grant_for, member_facts
 
-__all__ = ["Upcoming", "upcoming_for", "object_to", "objection_counts", "forget_member"]
+__all__ = ["Upcoming", "upcoming_for", "object_to", "objection_count", "forget_member"]
 
 
 @dataclass(frozen=True)
@@ -125,14 +125,9 @@ async def object_to(rt: Runtime, member_id: str, partner_id: str) -> Upcoming:
     return Upcoming(pid, future.name, _would_give(future, facts), future.legal_basis, at, True)
 
 
-async def objection_counts(partner_ids: list[str]) -> dict[str, int]:
-    """Objections per partner, for the admins."""
-    out = {pid: 0 for pid in partner_ids}
-    if partner_ids:
-        for pid in await PartnerObjection.filter(partner_id__in=partner_ids).values_list(
-                "partner_id", flat=True):
-            out[str(pid)] = out.get(str(pid), 0) + 1
-    return out
+async def objection_count(partner_id: str) -> int:
+    """How many members objected to this partner, for the admins."""
+    return await PartnerObjection.filter(partner_id=partner_id).count()
 
 
 async def forget_member(member_id: str, conn: BaseDBAsyncClient | None = None) -> int:
