@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from api.members import vault
 from api.members.mail import send_pending
 from api.members.records import data_key
+from api.models.accounts import AccountToken, MailSecret
 from api.models.enums import DataRequestStatus, PersonalField
 from api.models.member import Member, MemberKey
 from api.models.partner import OutboxEvent
@@ -109,6 +110,9 @@ async def test_non_purchasing_member_leaves_no_trace(gql, rt, clock, member, oth
     await run_all(rt, JOBS, only=["deliver_outbox"])
     [event] = [e.to_dict() for e in RecordingAdapter.events(f"e-{tag}")]
     assert event["type"] == "member.erasure" and set(event["member"]) == {"ref"}
+    assert event["fields"] == ["address", "fullName"]  # all it was ever sent, to delete
+    assert await AccountToken.filter(member_id=member.id).count() == 0
+    assert await MailSecret.all().count() == 0
     assert (await send_pending(mail_rt))["SENT"] >= 1
     [mail] = smtp.to("alice@example.org")
     assert mail["Subject"] == "Your membership has been withdrawn"

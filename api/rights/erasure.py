@@ -11,7 +11,9 @@ dormant member's retention period (:func:`destroy`). In one main-store transacti
   accountability but de-identified (``member_id`` and the encrypted note removed), open ones
   closed as completed;
 - undelivered outbox events holding personal payload are deleted, delivered ones lose theirs;
-  every partner that ever received data gets a ``member.erasure`` event carrying only its ref;
+  every partner that ever received data gets a ``member.erasure`` event carrying only its ref
+  and the fields it was ever sent (what it must delete; a deletion duty follows);
+- mailed account tokens (verification, reset) and their sealed copies are deleted;
 - the withdrawal confirmation is queued with the address sealed under the KEK
   (``recipient_ct``); the mailer drops it once the mail is sent or given up.
 
@@ -31,6 +33,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from api.consent import receipts
@@ -38,6 +41,7 @@ from api.core.errors import NotFound, Unauthenticated
 from api.members import dormancy, liveness, notifications, passkeys, sessions, throttle, vault
 from api.members import records as members
 from api.members.records import MemberView
+from api.models.accounts import AccountToken, MailSecret
 from api.models.consent import ConsentEvent, CookieChoice
 from api.models.enums import DataRequestKind, DataRequestStatus, MemberStatus, OutboxStatus, PersonalField
 from api.models.member import Member, MemberKey
@@ -131,7 +135,7 @@ async def destroy(rt: Runtime, member_id: str, *, actor: str,
         }
         record_id = await vault.store(rt, member_id=member_id, reason=vault.TAX, data=data,
                                       retained_until=retained_until)
-    notified = sorted({row.partner_name for row in partners.values()})
+    notified = sorted({row.partner_name for row, _ in partners.values()})
     try:
         async with in_transaction("default") as conn:
             # First, so a concurrent destruction of the same member waits here and then finds
@@ -141,12 +145,12 @@ async def destroy(rt: Runtime, member_id: str, *, actor: str,
             await OutboxEvent.filter(member_id=member_id, status=OutboxStatus.PENDING,
                                      payload_ct__isnull=False).using_db(conn).delete()
             await OutboxEvent.filter(member_id=member_id).using_db(conn).update(payload_ct=None)
-            for partner_id, row in partners.items():
+            for partner_id, (row, sent) in partners.items():
                 await enqueue(rt, conn, partner_id=partner_id, member_id=None,
                               type="member.erasure",
                               member={"ref": partner_ref(rt.keys, partner_id, member_id)},
-                              fields=[], purpose=row.purpose, legal_basis=row.legal_basis.value,
-                              key=None)
+                              fields=sent, purpose=row.purpose,
+                              legal_basis=row.legal_basis.value, key=None)
             await DataRequest.filter(member_id=member_id, status=DataRequestStatus.OPEN).using_db(
                 conn).update(status=DataRequestStatus.COMPLETED, resolved_at=now,
                              resolution="membership withdrawn: data destroyed")
@@ -163,6 +167,7 @@ async def destroy(rt: Runtime, member_id: str, *, actor: str,
             await HistoryPurge.create(member_id=member_id, queued_at=now, using_db=conn)
             await CookieChoice.filter(member_id=member_id).using_db(conn).update(member_id=None)
             await Purchase.filter(member_id=member_id).using_db(conn).delete()
+            await _forget_account_mail(conn, member_id)
             await Notification.filter(member_id=member_id).using_db(conn).delete()
             await ImportedMember.filter(member_id=member_id).using_db(conn).delete()
             await passkeys.destroy_for(member_id, conn)
@@ -202,6 +207,16 @@ async def destroy(rt: Runtime, member_id: str, *, actor: str,
     return Receipt(now, record_id is None, retained_until, kept, notified, signed)
 
 
+async def _forget_account_mail(conn: BaseDBAsyncClient, member_id: str) -> None:
+    """Mailed account tokens (verification, reset) and the sealed copies waiting in the mail
+    queue go with the member: they could no longer be used, but nothing of it may remain."""
+    queued = await Notification.filter(member_id=member_id).using_db(conn).values_list(
+        "id", flat=True)
+    if queued:
+        await MailSecret.filter(notification_id__in=list(queued)).using_db(conn).delete()
+    await AccountToken.filter(member_id=member_id).using_db(conn).delete()
+
+
 async def _log_shred(rt: Runtime, member_id: str, at: datetime) -> None:
     """Append to the shred log. The destruction is committed already, so a failure here is
     reported loudly (the operator copies the ``member.withdraw`` audit entries since then into
@@ -215,19 +230,21 @@ async def _log_shred(rt: Runtime, member_id: str, at: datetime) -> None:
                   type(exc).__name__)
 
 
-async def _latest_disclosures(member_id: str) -> dict[str, Disclosure]:
-    """The latest disclosure per partner that ever received the member's data: one query for
-    the distinct partners, then one indexed row per partner, so the cost follows the number of
-    partners, not the length of the member's history."""
-    partner_ids = await Disclosure.filter(
-        member_id=member_id, channel__in=ledger.PARTNER_CHANNELS).distinct().values_list(
-        "partner_id", flat=True)
-    latest: dict[str, Disclosure] = {}
-    for partner_id in sorted({str(p) for p in partner_ids}):
+async def _latest_disclosures(member_id: str) -> dict[str, tuple[Disclosure, list[str]]]:
+    """Per partner that ever received the member's data: its latest disclosure (purpose and
+    basis of the erasure notice) and every field it was ever sent (what it must delete). One
+    query reads the partners and their fields, then one indexed row per partner."""
+    received: dict[str, set[str]] = {}
+    for partner_id, fields in await Disclosure.filter(
+            member_id=member_id, channel__in=ledger.PARTNER_CHANNELS).values_list(
+            "partner_id", "fields_"):
+        received.setdefault(str(partner_id), set()).update(fields or [])
+    latest: dict[str, tuple[Disclosure, list[str]]] = {}
+    for partner_id in sorted(received):
         row = await Disclosure.filter(member_id=member_id, partner_id=partner_id,
                                       channel__in=ledger.PARTNER_CHANNELS).order_by("-at").first()
         if row is not None:
-            latest[partner_id] = row
+            latest[partner_id] = (row, sorted(received[partner_id]))
     return latest
 
 
