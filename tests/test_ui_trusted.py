@@ -283,6 +283,8 @@ def test_a_members_whole_life_where_only_trusted_documents_are_accepted(live: Si
 def test_passkeys_and_sessions_where_only_trusted_documents_are_accepted(live: Site) -> None:
     """Passkey sign-in is anonymous too; sessions, revocation and signing out everywhere are
     a member's."""
+    from playwright.sync_api import expect
+
     _by_hash(live, "AccountRegister", {"i": {"userId": "lee", "email": "lee@example.org",
                                              "fullName": "Lee Example", "password": PASSWORD}})
     problems: list[str] = []
@@ -304,7 +306,7 @@ def test_passkeys_and_sessions_where_only_trusted_documents_are_accepted(live: S
         # The registration's session can be ended from here.
         other = page.locator("#sessions tbody tr", has_not_text="this device")
         other.get_by_role("button", name="Sign out this session").click()
-        page.wait_for_function("document.querySelectorAll('#sessions tbody tr').length === 1")
+        expect(page.locator("#sessions tbody tr")).to_have_count(1)
         keys = page.locator("#passkeys")
         keys.get_by_label("Passkey name").fill("phone")
         keys.get_by_role("button", name="Add a passkey").click()
