@@ -302,9 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run jobs continuously (deliveries, mail)")
     worker.add_argument("--interval", type=float, default=10.0,
                         help="seconds between runs of the scanning jobs (default 10)")
-    worker.add_argument("--poll", type=float, default=0.25,
+    worker.add_argument("--poll", type=float, default=0.1,
                         help="at most this many seconds between delivery runs when not woken "
-                             "(default 0.25; PostgreSQL wakes the worker at each commit)")
+                             "(default 0.1; PostgreSQL wakes the worker at each commit)")
     worker.add_argument("--metrics-port", type=int, default=0,
                         help="serve /metrics (bearer CONSENTRY_METRICS_TOKEN) on this port")
     worker.add_argument("--metrics-host", default="127.0.0.1")
