@@ -22,8 +22,10 @@ declared in ``api/service/composition.py``.
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
@@ -164,7 +166,16 @@ async def current(member_id: str) -> list[ConsentView]:
 
     Consent at a past instant, and for many members at once, is what the grant rule reads:
     :func:`api.sharing.grants.consents_in_force`."""
-    latest: dict[str, ConsentView] = {}
-    for row in await ConsentEvent.filter(member_id=member_id).order_by("at", "id"):
-        latest[row.purpose] = _view(row)
-    return [latest[name] for name in sorted(latest)]
+    # Only the latest row per purpose leaves the database: a long history of gives and
+    # withdrawals must not make every ``me`` read load (and build a model for) all of it.
+    # raw() takes no parameters: the id is inlined only as a parsed, canonical UUID.
+    rows = cast(list[ConsentEvent],
+                await ConsentEvent.raw(_LATEST_SQL.format(id=uuid.UUID(str(member_id)))))
+    return [_view(row) for row in rows]
+
+
+_LATEST_SQL = (
+    "SELECT id, member_id, purpose, state, policy_version, at, receipt, client_ct, "
+    "user_agent_ct FROM (SELECT *, row_number() OVER (PARTITION BY purpose "
+    "ORDER BY at DESC, id DESC) AS rn FROM consent_events WHERE member_id = '{id}') AS latest "
+    "WHERE rn = 1 ORDER BY purpose")
