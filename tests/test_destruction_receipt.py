@@ -25,7 +25,7 @@ async def _jwks_key(client) -> jwt.PyJWK:
 
 async def test_receipt_verifies_with_the_jwks_alone(gql, client, member, rt, clock):
     partner = await make_partner(rt, "ShipFast")
-    await disclose(rt, partner, member.id, ["fullName", "address"])
+    await disclose(rt, partner, member.id, ["FULL_NAME", "ADDRESS"])
     await add_purchase(rt, member.id, "order 7", at=datetime(2026, 2, 10, tzinfo=UTC))
     body = await gql(WITHDRAW, {"p": PASSWORD}, token=member.token)
     answer = body["data"]["withdrawMembership"]
