@@ -180,13 +180,10 @@ def _metrics_server(rt: Runtime, host: str, port: int) -> Any:
                                          lifespan="off", log_level="warning"))
 
 
-PROMPT_JOBS = ("deliver_outbox", "send_mail")
-
-
 def cmd_worker(args: argparse.Namespace) -> int:
     from api.platform.db import migrate
     from api.platform.jobs import run_forever
-    from api.service.composition import JOBS
+    from api.service.composition import JOBS, PROMPT_JOBS
 
     rt = _runtime()
     if args.metrics_port and not rt.settings.metrics_token:

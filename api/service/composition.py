@@ -26,7 +26,7 @@ from api.rights import correction, erasure, legal_disclosure, processing_record,
 from api.security.keys import KeyRing
 from api.sharing import audits, duties, push, queue, revocation
 
-__all__ = ["SUBSCRIBERS", "JOBS", "build_runtime", "with_settings"]
+__all__ = ["SUBSCRIBERS", "JOBS", "PROMPT_JOBS", "build_runtime", "with_settings"]
 
 SUBSCRIBERS: dict[type, tuple[Subscriber, ...]] = {
     # A profile edit: partners granted a changed field get ``member.updated`` (or, once a
@@ -55,6 +55,10 @@ JOBS: tuple[Job, ...] = (
     Job("send_mail", mail.send_mail, exclusive=False),
     Job("deliver_outbox", queue.deliver_outbox, exclusive=False),
 )
+
+# The worker runs these on every wake (a NOTIFY at commit, or in-process) and at least every
+# ``--poll`` seconds; the others, which scan, every ``--interval`` seconds.
+PROMPT_JOBS: tuple[str, ...] = ("deliver_outbox", "send_mail")
 
 
 def build_runtime(settings: Settings | None = None, clock: Clock | None = None,
