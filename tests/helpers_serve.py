@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
 CONSENTRY = str(Path(sys.executable).with_name("consentry"))
+PG_URL = os.environ.get("CONSENTRY_TEST_DATABASE_URL", "")
 
 
 def free_port() -> int:
@@ -51,3 +54,44 @@ def serve(env: dict[str, str], log_path: Path, *,
             proc.kill()
             proc.wait(timeout=20)
         log.close()
+
+
+def pg_admin(sql: str) -> None:
+    """Run one statement as the PostgreSQL test server's admin (create or drop a database)."""
+    import asyncio
+
+    import asyncpg
+
+    async def run() -> None:
+        conn = await asyncpg.connect(PG_URL.replace("postgres://", "postgresql://", 1))
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+@contextlib.contextmanager
+def fresh_store(tmp_path: Path, tag: str, **settings: str) -> Iterator[dict[str, str]]:
+    """The environment of one deployment for real ``consentry`` processes: no inherited
+    ``CONSENTRY_*`` setting, one data directory, and under ``CONSENTRY_TEST_DATABASE_URL`` a
+    fresh PostgreSQL database pair, dropped afterwards (else SQLite files in the data
+    directory). ``settings`` are extra ``CONSENTRY_*`` values."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENTRY_")}
+    env["CONSENTRY_DATA_DIR"] = str(tmp_path / "data")
+    env.update(settings)
+    names: list[str] = []
+    if PG_URL:
+        suffix = uuid.uuid4().hex[:10]
+        names = [f"consentry_{tag}_{suffix}", f"consentry_{tag}_{suffix}_vault"]
+        for name in names:
+            pg_admin(f'CREATE DATABASE "{name}"')
+        base = PG_URL.rpartition("/")[0]
+        env["CONSENTRY_DATABASE_URL"] = f"{base}/{names[0]}"
+        env["CONSENTRY_VAULT_DATABASE_URL"] = f"{base}/{names[1]}"
+    try:
+        yield env
+    finally:
+        for name in names:
+            pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -20,7 +20,6 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,7 +30,7 @@ import pyotp
 import pytest
 
 from tests.conftest import PASSWORD
-from tests.helpers_serve import CONSENTRY, serve
+from tests.helpers_serve import CONSENTRY, fresh_store, serve
 
 PG_URL = os.environ.get("CONSENTRY_TEST_DATABASE_URL", "")
 FAKETIME_LIB = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))
@@ -45,35 +44,11 @@ COOKIES = ("mutation($d: String!) { setCookiePreferences(deviceId: $d, analytics
            "personalization: false, marketing: false) { deviceId } }")
 
 
-async def _pg(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_URL.replace("postgres://", "postgresql://", 1))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[dict[str, str]]:
     """Environment for servers sharing one fresh store (and one data directory for keys)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENTRY_")}
-    env["CONSENTRY_DATA_DIR"] = str(tmp_path / "data")
-    names: list[str] = []
-    if PG_URL:
-        tag = uuid.uuid4().hex[:10]
-        names = [f"consentry_attack_{tag}", f"consentry_attack_{tag}_vault"]
-        for name in names:
-            asyncio.run(_pg(f'CREATE DATABASE "{name}"'))
-        base = PG_URL.rpartition("/")[0]
-        env["CONSENTRY_DATABASE_URL"] = f"{base}/{names[0]}"
-        env["CONSENTRY_VAULT_DATABASE_URL"] = f"{base}/{names[1]}"
-    try:
+    with fresh_store(tmp_path, "attack") as env:
         yield env
-    finally:
-        for name in names:
-            asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def _select(env: dict[str, str], sql: str) -> list[tuple[Any, ...]]:

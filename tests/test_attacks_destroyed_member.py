@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import os
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ import pyotp
 import pytest
 
 from tests.conftest import PASSWORD
-from tests.helpers_serve import CONSENTRY, serve
+from tests.helpers_serve import CONSENTRY, fresh_store, serve
 
 PG_URL = os.environ.get("CONSENTRY_TEST_DATABASE_URL", "")
 
@@ -49,35 +48,11 @@ OTHERS = {
 OPEN_REQUESTS = "{ dataRequests(status: OPEN) { id kind } }"
 
 
-async def _pg(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_URL.replace("postgres://", "postgresql://", 1))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture
 def shared_store(tmp_path: Path) -> Iterator[dict[str, str]]:
     """The environment of a deployment: one data directory and database for every process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENTRY_")}
-    env["CONSENTRY_DATA_DIR"] = str(tmp_path / "data")
-    names: list[str] = []
-    if PG_URL:
-        tag = uuid.uuid4().hex[:10]
-        names = [f"consentry_ghost_{tag}", f"consentry_ghost_{tag}_vault"]
-        for name in names:
-            asyncio.run(_pg(f'CREATE DATABASE "{name}"'))
-        base = PG_URL.rpartition("/")[0]
-        env["CONSENTRY_DATABASE_URL"] = f"{base}/{names[0]}"
-        env["CONSENTRY_VAULT_DATABASE_URL"] = f"{base}/{names[1]}"
-    try:
+    with fresh_store(tmp_path, "ghost") as env:
         yield env
-    finally:
-        for name in names:
-            asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def _count(env: dict[str, str], sql: str) -> int:

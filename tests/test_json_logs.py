@@ -7,12 +7,10 @@ password, tokens) nor any query text appears anywhere in the log. The same serve
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ import httpx
 import pytest
 
 from tests.conftest import PASSWORD
-from tests.helpers_serve import CONSENTRY, free_port
+from tests.helpers_serve import CONSENTRY, free_port, fresh_store
 
 PG_URL = os.environ.get("CONSENTRY_TEST_DATABASE_URL", "")
 METRICS_TOKEN = "scrape-token-0c1d2e3f4a5b"
@@ -53,35 +51,11 @@ ALLOWED_KEYS = BASE_KEYS | {"request_id", "route", "status", "operation", "code"
                             "role", "partner", "job", "outcome", "stack"}
 
 
-async def _pg(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_URL.replace("postgres://", "postgresql://", 1))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENTRY_")}
-    env.update(CONSENTRY_DATA_DIR=str(tmp_path / "data"), CONSENTRY_LOG_FORMAT="json",
-               CONSENTRY_METRICS_TOKEN=METRICS_TOKEN)
-    names: list[str] = []
-    if PG_URL:
-        tag = uuid.uuid4().hex[:10]
-        names = [f"consentry_logs_{tag}", f"consentry_logs_{tag}_vault"]
-        for name in names:
-            asyncio.run(_pg(f'CREATE DATABASE "{name}"'))
-        base = PG_URL.rpartition("/")[0]
-        env["CONSENTRY_DATABASE_URL"] = f"{base}/{names[0]}"
-        env["CONSENTRY_VAULT_DATABASE_URL"] = f"{base}/{names[1]}"
-    try:
+    with fresh_store(tmp_path, "logs", CONSENTRY_LOG_FORMAT="json",
+                     CONSENTRY_METRICS_TOKEN=METRICS_TOKEN) as env:
         yield env
-    finally:
-        for name in names:
-            asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def _serve(env: dict[str, str], tmp_path: Path) -> tuple[str, subprocess.Popen[bytes], Path]:

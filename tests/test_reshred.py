@@ -10,13 +10,11 @@ database backups. The other members are untouched and a second run changes nothi
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import os
 import shutil
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,7 @@ from api.models.rights import DataRequest, Notification
 from api.models.vault import RetainedRecord
 from api.rights.reshred import reshred
 from tests.conftest import PASSWORD
-from tests.helpers_serve import CONSENTRY, serve
+from tests.helpers_serve import CONSENTRY, fresh_store, pg_admin, serve
 
 PG_URL = os.environ.get("CONSENTRY_TEST_DATABASE_URL", "")
 
@@ -43,39 +41,15 @@ ME = "{ me { userId email fullName } }"
 SQLITE_FILES = ("consentry.sqlite3", "vault.sqlite3")
 
 
-async def _pg(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_URL.replace("postgres://", "postgresql://", 1))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture
 def deployment(tmp_path: Path) -> Iterator[dict[str, str]]:
     """One deployment's environment; its shred log sits apart from the stores, as advised."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENTRY_")}
-    env["CONSENTRY_DATA_DIR"] = str(tmp_path / "data")
-    env["CONSENTRY_SHRED_LOG"] = str(tmp_path / "elsewhere" / "shred.log")
-    env["CONSENTRY_RATE_LIMIT_REGISTER_IP"] = "1000/hour"
-    names: list[str] = []
-    if PG_URL:
-        if shutil.which("pg_dump") is None or shutil.which("pg_restore") is None:
-            pytest.skip("pg_dump/pg_restore are not installed")
-        tag = uuid.uuid4().hex[:10]
-        names = [f"consentry_reshred_{tag}", f"consentry_reshred_{tag}_vault"]
-        for name in names:
-            asyncio.run(_pg(f'CREATE DATABASE "{name}"'))
-        base = PG_URL.rpartition("/")[0]
-        env["CONSENTRY_DATABASE_URL"] = f"{base}/{names[0]}"
-        env["CONSENTRY_VAULT_DATABASE_URL"] = f"{base}/{names[1]}"
-    try:
+    if PG_URL and (shutil.which("pg_dump") is None or shutil.which("pg_restore") is None):
+        pytest.skip("pg_dump/pg_restore are not installed")
+    with fresh_store(tmp_path, "reshred",
+                     CONSENTRY_SHRED_LOG=str(tmp_path / "elsewhere" / "shred.log"),
+                     CONSENTRY_RATE_LIMIT_REGISTER_IP="1000/hour") as env:
         yield env
-    finally:
-        for name in names:
-            asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def _store_urls(env: dict[str, str]) -> list[str]:
@@ -107,8 +81,8 @@ def _restore(env: dict[str, str], source: Path) -> None:
         return
     for i, url in enumerate(_store_urls(env)):
         name = url.rpartition("/")[2]
-        asyncio.run(_pg(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        asyncio.run(_pg(f'CREATE DATABASE "{name}"'))
+        pg_admin(f'DROP DATABASE "{name}" WITH (FORCE)')
+        pg_admin(f'CREATE DATABASE "{name}"')
         subprocess.run(["pg_restore", "--no-owner", f"--dbname={url}", str(source / f"{i}.dump")],
                        check=True, timeout=120)
 
