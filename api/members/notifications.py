@@ -11,10 +11,12 @@ import uuid
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from api.models.announcements import Announcement
+from api.models.member import Admin
 from api.models.rights import Notification
 from api.platform.runtime import Runtime
+from api.security.sealed import seal
 
-__all__ = ["notify", "announce_to_members", "recipient_label", "KINDS"]
+__all__ = ["notify_admins", "notify", "announce_to_members", "recipient_label", "KINDS"]
 
 KINDS = ("policy.announced", "partner.changed", "dormancy.notice", "membership.withdrawn",
          "correction.completed", "data_request.due")
@@ -45,3 +47,18 @@ async def announce_to_members(rt: Runtime, conn: BaseDBAsyncClient | None, *, ki
     await Announcement.create(id=announcement_id, kind=kind, subject=subject, body=body,
                               created_at=rt.now(), using_db=conn)
     return str(announcement_id)
+
+
+async def notify_admins(rt: Runtime, conn: BaseDBAsyncClient, *, kind: str, subject: str,
+                        body: str) -> int:
+    """One mail per admin, in the caller's transaction. Admins have no member row, so each
+    address is sealed with the notification (as a withdrawal confirmation is). Returns how many."""
+    now = rt.now()
+    admins = await Admin.all().using_db(conn)
+    for admin in admins:
+        note_id = uuid.uuid4()
+        await Notification.create(
+            id=note_id, member_id=None, kind=kind, subject=subject, body=body,
+            recipient_ct=seal(rt.keys, recipient_label(str(note_id)), admin.email.encode()),
+            status="PENDING", attempts=0, next_attempt_at=now, created_at=now, using_db=conn)
+    return len(admins)

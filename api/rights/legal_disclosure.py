@@ -31,11 +31,9 @@ from api.members import records as members
 from api.models.article5 import LegalDisclosure, LegalDisclosureStatus
 from api.models.enums import LegalBasis, MemberStatus, PersonalField
 from api.models.member import Admin, Member
-from api.models.rights import Notification
 from api.platform import audit
 from api.platform.runtime import Runtime
 from api.security.envelope import DataKey, unwrap
-from api.security.sealed import seal
 from api.sharing import ledger
 
 __all__ = ["LegalDisclosureView", "BASES", "CHANNEL", "PURPOSE", "REVIEW_DAYS", "request",
@@ -271,18 +269,12 @@ async def reviews(rt: Runtime) -> dict[str, int]:
             if not await LegalDisclosure.filter(id=row_id, review_due_at=due_at).using_db(
                     conn).update(review_due_at=next_due):
                 continue  # another process reminded
-            for admin in await Admin.all().using_db(conn):
-                note_id = uuid.uuid4()
-                await Notification.create(
-                    id=note_id, member_id=None, kind="legal_disclosure.review",
-                    subject="Review: a member is not told of a legal disclosure",
-                    body=(f"Legal disclosure {row_id} is withheld from the member. Review "
-                          "whether the order still forbids telling them (legalDisclosures in "
-                          "the admin API)."),
-                    recipient_ct=seal(rt.keys, notifications.recipient_label(str(note_id)),
-                                      admin.email.encode()),
-                    status="PENDING", attempts=0, next_attempt_at=now, created_at=now,
-                    using_db=conn)
+            await notifications.notify_admins(
+                rt, conn, kind="legal_disclosure.review",
+                subject="Review: a member is not told of a legal disclosure",
+                body=(f"Legal disclosure {row_id} is withheld from the member. Review "
+                      "whether the order still forbids telling them (legalDisclosures in "
+                      "the admin API)."))
             await audit.record(rt, "job:legal_reviews", "legal_disclosure.review_due",
                                str(row_id), {"nextReviewAt": next_due.isoformat()}, using=conn)
         reminded += 1

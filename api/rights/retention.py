@@ -9,7 +9,6 @@ twice at once, gives the same result as running it once. Dormancy, which fills t
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import datetime, timedelta
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -18,12 +17,11 @@ from tortoise.transactions import in_transaction
 from api.core.errors import NotFound
 from api.members import notifications, vault
 from api.models.enums import DataRequestStatus, MemberStatus
-from api.models.member import Admin, Member
-from api.models.rights import DataRequest, Notification
+from api.models.member import Member
+from api.models.rights import DataRequest
 from api.platform import audit
 from api.platform.runtime import Runtime
 from api.rights import erasure
-from api.security.sealed import seal
 
 __all__ = ["FLAG_DAYS_BEFORE_DUE", "retention_expiry", "request_deadlines"]
 
@@ -61,17 +59,11 @@ async def _tell_admins(rt: Runtime, conn: BaseDBAsyncClient, request_id: str, ki
     """One ``data_request.due`` mail per admin (address sealed like a withdrawal confirmation);
     it names the request by id only."""
     state = "is overdue" if overdue else "is due within 7 days"
-    for admin in await Admin.all().using_db(conn):
-        note_id = uuid.uuid4()
-        await Notification.create(
-            id=note_id, member_id=None, kind="data_request.due",
-            subject=f"A {kind.lower()} request {state}",
-            body=(f"Data request {request_id} ({kind}) {state}: it must be answered by "
-                  f"{due_at.isoformat()}. See dataRequests in the admin API."),
-            recipient_ct=seal(rt.keys, notifications.recipient_label(str(note_id)),
-                              admin.email.encode()),
-            status="PENDING", attempts=0, next_attempt_at=rt.now(), created_at=rt.now(),
-            using_db=conn)
+    await notifications.notify_admins(
+        rt, conn, kind="data_request.due",
+        subject=f"A {kind.lower()} request {state}",
+        body=(f"Data request {request_id} ({kind}) {state}: it must be answered by "
+              f"{due_at.isoformat()}. See dataRequests in the admin API."))
 
 
 async def request_deadlines(rt: Runtime) -> dict[str, int]:

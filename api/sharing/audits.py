@@ -25,10 +25,8 @@ from api.members import notifications
 from api.models.member import Admin
 from api.models.partner import Partner
 from api.models.partner_audits import PartnerAudit, PartnerAuditOutcome, PartnerSuspension
-from api.models.rights import Notification
 from api.platform import audit
 from api.platform.runtime import Runtime
-from api.security.sealed import seal
 
 __all__ = ["AuditView", "NOTES_MAX", "record", "audits_for", "next_due", "suspended_ids",
            "is_suspended", "ensure_not_suspended", "mail_overdue"]
@@ -150,18 +148,12 @@ async def mail_overdue(rt: Runtime) -> dict[str, int]:
                     conn).update(overdue_mailed_at=now):
                 continue
             name = partners[pid]
-            for admin in await Admin.all().using_db(conn):
-                note_id = uuid.uuid4()
-                await Notification.create(
-                    id=note_id, member_id=None, kind="partner_audit.overdue",
-                    subject=f"The audit of {name} is overdue",
-                    body=(f"Partner {name} was due for its next audit on "
-                          f"{view.next_due_at.date().isoformat()}. Record it with "
-                          "recordPartnerAudit in the admin API."),
-                    recipient_ct=seal(rt.keys, notifications.recipient_label(str(note_id)),
-                                      admin.email.encode()),
-                    status="PENDING", attempts=0, next_attempt_at=now, created_at=now,
-                    using_db=conn)
+            await notifications.notify_admins(
+                rt, conn, kind="partner_audit.overdue",
+                subject=f"The audit of {name} is overdue",
+                body=(f"Partner {name} was due for its next audit on "
+                      f"{view.next_due_at.date().isoformat()}. Record it with "
+                      "recordPartnerAudit in the admin API."))
             await audit.record(rt, _ACTOR, "partner_audit.overdue", pid,
                                {"audit": view.id, "dueAt": view.next_due_at.isoformat()},
                                using=conn)

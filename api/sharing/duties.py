@@ -26,13 +26,11 @@ from tortoise.transactions import in_transaction
 from api.core.errors import BadInput
 from api.members import notifications
 from api.models.enums import OutboxStatus
-from api.models.member import Admin, Member
+from api.models.member import Member
 from api.models.partner import OutboxEvent, Partner
 from api.models.partner_loop import DeletionDuty
-from api.models.rights import Notification
 from api.platform import audit
 from api.platform.runtime import Runtime
-from api.security.sealed import seal
 from api.sharing.bridge import DeliveryRun
 from api.sharing.ledger import DisclosureView
 from partners.base import PartnerAdapter
@@ -195,18 +193,12 @@ async def _mail_overdue(rt: Runtime) -> int:
                     overdue_mailed_at=now):
                 continue
             partner = names.get(str(duty.partner_id), str(duty.partner_id))
-            for admin in await Admin.all().using_db(conn):
-                note_id = uuid.uuid4()
-                await Notification.create(
-                    id=note_id, member_id=None, kind="deletion_duty.overdue",
-                    subject=f"{partner} has not confirmed a deletion",
-                    body=(f"Partner {partner} was told to delete data ({duty.kind}, event "
-                          f"{duty.event_id}) by {duty.due_at.isoformat()} and has not confirmed "
-                          "it. See deletionDuties(overdue: true) in the admin API."),
-                    recipient_ct=seal(rt.keys, notifications.recipient_label(str(note_id)),
-                                      admin.email.encode()),
-                    status="PENDING", attempts=0, next_attempt_at=now, created_at=now,
-                    using_db=conn)
+            await notifications.notify_admins(
+                rt, conn, kind="deletion_duty.overdue",
+                subject=f"{partner} has not confirmed a deletion",
+                body=(f"Partner {partner} was told to delete data ({duty.kind}, event "
+                      f"{duty.event_id}) by {duty.due_at.isoformat()} and has not confirmed "
+                      "it. See deletionDuties(overdue: true) in the admin API."))
             await audit.record(rt, _ACTOR, "deletion_duty.overdue", str(duty.event_id),
                                {"partner": str(duty.partner_id), "kind": duty.kind,
                                 "dueAt": duty.due_at.isoformat()}, using=conn)
