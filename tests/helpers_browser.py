@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ import pytest
 
 from tests.conftest import PASSWORD
 from tests.helpers_rights import Smtp
-from tests.helpers_serve import CONSENTRY, free_port
+from tests.helpers_serve import CONSENTRY, free_port, serve
 
 CHROMIUM = os.environ.get("CONSENTRY_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -168,35 +167,14 @@ def site(tmp_path: Path) -> Iterator[Site]:
     port = free_port()
     env["CONSENTRY_PUBLIC_URL"] = f"http://localhost:{port}"
     try:
-        with _serve_on(env, port, tmp_path / "serve.log") as url:
+        with serve_at(env, port, tmp_path / "serve.log") as url:
             yield Site(url, env, Smtp(handler, smtp_port))
     finally:
         controller.stop()
 
 
 @contextlib.contextmanager
-def _serve_on(env: dict[str, str], port: int, log_path: Path, timeout: float = 60) -> Iterator[str]:
-    """As tests/helpers_serve.py ``serve``, on a port chosen beforehand."""
-    with log_path.open("w") as log:
-        proc = subprocess.Popen([CONSENTRY, "serve", "--port", str(port), "--log-level", "warning"],
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://localhost:{port}"
-        try:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert proc.poll() is None, log_path.read_text()
-                assert time.monotonic() < deadline, "consentry serve did not become ready"
-                time.sleep(0.1)
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=20)
+def serve_at(env: dict[str, str], port: int, log_path: Path) -> Iterator[str]:
+    """``consentry serve`` on a port chosen beforehand, named ``localhost`` (passkeys)."""
+    with serve(env, log_path, port=port, host="localhost") as (url, _proc):
+        yield url

@@ -24,35 +24,40 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL: a wedged process must never leak into later tests."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=20)
+
+
 @contextlib.contextmanager
-def serve(env: dict[str, str], log_path: Path, *,
-          timeout: float = 60) -> Iterator[tuple[str, subprocess.Popen]]:
-    """Start the server, wait for ``/readyz``, yield its URL and process; always stop it
-    (SIGTERM, then SIGKILL: a wedged server must never leak into later tests)."""
-    port = free_port()
+def serve(env: dict[str, str], log_path: Path, *, timeout: float = 60, port: int | None = None,
+          host: str = "127.0.0.1") -> Iterator[tuple[str, subprocess.Popen]]:
+    """Start the server, wait for ``/readyz``, yield its URL and process; always stop it.
+    ``port`` when the caller chose it beforehand (a page that names the API origin);
+    ``host`` names the URL (``localhost`` for passkeys: WebAuthn refuses IP addresses)."""
+    port = port or free_port()
     log = log_path.open("w")
     proc = subprocess.Popen([CONSENTRY, "serve", "--port", str(port), "--log-level", "warning"],
                             env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             assert proc.poll() is None, log_path.read_text()
             assert time.monotonic() < deadline, "consentry serve did not become ready"
             time.sleep(0.1)
-        yield url, proc
+        yield f"http://{host}:{port}", proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=20)
+        stop(proc)
         log.close()
 
 

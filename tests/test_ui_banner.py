@@ -144,7 +144,7 @@ def test_banner_on_another_origin_gates_tagged_scripts_until_consent(tmp_path):
         api = f"http://127.0.0.1:{api_port}"
         site = stack.enter_context(clinic_site(api))
         env["CONSENTRY_CORS_ORIGINS"] = site
-        url, _proc = stack.enter_context(_serve_on(env, tmp_path / "serve.log", api_port))
+        url, _proc = stack.enter_context(serve(env, tmp_path / "serve.log", port=api_port))
         assert url == api
         browser = stack.enter_context(chromium())
         page = browser.new_page(viewport={"width": 1000, "height": 800}, locale="en-GB")
@@ -226,21 +226,6 @@ def test_banner_on_another_origin_gates_tagged_scripts_until_consent(tmp_path):
         screenshot(page, "banner-phone-ko")
         axe("cookie banner, Korean, phone")
         assert problems == [], problems
-
-
-@contextlib.contextmanager
-def _serve_on(env: dict[str, str], log: Path, port: int) -> Iterator[tuple[str, Any]]:
-    """``serve`` on a port chosen beforehand (the site's page names the API origin)."""
-    import tests.helpers_serve as helpers
-
-    original = helpers.free_port
-    helpers.free_port = lambda: port
-    try:
-        with serve(env, log) as running:
-            helpers.free_port = original
-            yield running
-    finally:
-        helpers.free_port = original
 
 
 def test_documents_the_pages_send_by_hash_are_registered():

@@ -24,7 +24,7 @@ import pytest
 
 from schema.trusted import CLIENT_MAP, build, document_hash, load, operation_name, render_client_map
 from tests.conftest import PASSWORD
-from tests.helpers_browser import Site, _serve_on, axe_check, chromium, require_browser
+from tests.helpers_browser import Site, axe_check, chromium, require_browser, serve_at
 from tests.helpers_serve import CONSENTRY, free_port
 from tests.test_ui_account import ANNOUNCE, SEED_DISCLOSURE, _mailed_link
 
@@ -56,7 +56,7 @@ def _trusted_site(tmp_path: Path) -> Iterator[Site]:
                 "CONSENTRY_PUBLIC_URL": f"http://localhost:{port}",
                 "CONSENTRY_TRUSTED_DOCUMENTS_ONLY": "true"})
     try:
-        with _serve_on(env, port, tmp_path / "serve.log") as url:
+        with serve_at(env, port, tmp_path / "serve.log") as url:
             yield Site(url, env, Smtp(handler, smtp_port))
     finally:
         controller.stop()
