@@ -149,8 +149,9 @@ class Site:
 
 
 @contextlib.contextmanager
-def site(tmp_path: Path) -> Iterator[Site]:
-    """A fresh store under ``tmp_path``, an aiosmtpd server and ``consentry serve`` on both."""
+def site(tmp_path: Path, **settings: str) -> Iterator[Site]:
+    """A fresh store under ``tmp_path``, an aiosmtpd server and ``consentry serve`` on both;
+    ``settings`` are extra ``CONSENTRY_*`` values for the server."""
     from aiosmtpd.controller import Controller
 
     from tests.helpers_rights import _Collect, _free_port
@@ -166,6 +167,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
     # links point there, and passkeys need a host name (WebAuthn refuses IP addresses).
     port = free_port()
     env["CONSENTRY_PUBLIC_URL"] = f"http://localhost:{port}"
+    env.update(settings)
     try:
         with serve_at(env, port, tmp_path / "serve.log") as url:
             yield Site(url, env, Smtp(handler, smtp_port))

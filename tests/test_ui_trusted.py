@@ -9,9 +9,7 @@ pages make is a hash, and every name the pages use is in the manifest.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
 import subprocess
 import sys
@@ -24,8 +22,8 @@ import pytest
 
 from schema.trusted import CLIENT_MAP, build, document_hash, load, operation_name, render_client_map
 from tests.conftest import PASSWORD
-from tests.helpers_browser import Site, axe_check, chromium, require_browser, serve_at
-from tests.helpers_serve import CONSENTRY, free_port
+from tests.helpers_browser import Site, axe_check, chromium, require_browser, site
+from tests.helpers_serve import CONSENTRY
 from tests.test_ui_account import ANNOUNCE, SEED_DISCLOSURE, _mailed_link
 
 STATIC = Path(__file__).parents[1] / "api" / "service" / "static"
@@ -35,31 +33,6 @@ MEMBER_SCRIPTS = sorted([*(STATIC / "account").glob("*.js"), *(STATIC / "notices
                          STATIC / "common" / "api.js"])
 NEW_PASSWORD = "a brand new passphrase 77"
 NAMED = re.compile(r'\b(?:gqlTrusted|trustedData|registered)\(\s*"(\w+)"')
-
-
-@contextlib.contextmanager
-def _trusted_site(tmp_path: Path) -> Iterator[Site]:
-    """As tests/helpers_browser.py ``site``, with the server holding anonymous and member
-    callers to trusted documents."""
-    from aiosmtpd.controller import Controller
-
-    from tests.helpers_rights import Smtp, _Collect, _free_port
-
-    handler = _Collect()
-    smtp_port = _free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=smtp_port)
-    controller.start()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENTRY_")}
-    port = free_port()
-    env.update({"CONSENTRY_DATA_DIR": str(tmp_path / "data"), "CONSENTRY_SMTP_HOST": "127.0.0.1",
-                "CONSENTRY_SMTP_PORT": str(smtp_port), "CONSENTRY_SMTP_TLS": "none",
-                "CONSENTRY_PUBLIC_URL": f"http://localhost:{port}",
-                "CONSENTRY_TRUSTED_DOCUMENTS_ONLY": "true"})
-    try:
-        with serve_at(env, port, tmp_path / "serve.log") as url:
-            yield Site(url, env, Smtp(handler, smtp_port))
-    finally:
-        controller.stop()
 
 
 def _by_hash(site: Site, name: str, variables: dict[str, Any],
@@ -127,7 +100,8 @@ def test_every_document_the_member_pages_send_is_registered() -> None:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     require_browser()
-    with _trusted_site(tmp_path_factory.mktemp("ui-trusted")) as running:
+    with site(tmp_path_factory.mktemp("ui-trusted"),
+              CONSENTRY_TRUSTED_DOCUMENTS_ONLY="true") as running:
         yield running
 
 
