@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import hashlib
-import hmac
 import json
 import subprocess
 import sys
@@ -34,7 +31,8 @@ def run_receiver() -> None:
     """A separate process: POST /hook, verify signature, count unique ids; GET /stats."""
     from aiohttp import web
 
-    key = base64.b64decode(SECRET.removeprefix("whsec_"))
+    from bench.receiver import serve_forever, signed
+
     seen: set[str] = set()
     stats = {"requests": 0, "bad": 0, "duplicates": 0}
 
@@ -42,9 +40,7 @@ def run_receiver() -> None:
         stats["requests"] += 1
         body = await request.read()
         h = request.headers
-        mac = hmac.new(key, f"{h['webhook-id']}.{h['webhook-timestamp']}.".encode() + body,
-                       hashlib.sha256).digest()
-        if h["webhook-signature"] != "v1," + base64.b64encode(mac).decode():
+        if not signed(SECRET, h, body):
             stats["bad"] += 1
             return web.Response(status=401)
         if h["webhook-id"] in seen:
@@ -55,18 +51,7 @@ def run_receiver() -> None:
     async def report(request: web.Request) -> web.Response:
         return web.json_response({**stats, "unique": len(seen)})
 
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_post("/hook", hook)
-        app.router.add_get("/stats", report)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        print(site._server.sockets[0].getsockname()[1], flush=True)  # type: ignore[union-attr]
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
+    serve_forever(("/hook", hook), ("/stats", report))
 
 
 

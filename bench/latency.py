@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import hashlib
-import hmac
 import json
 import os
 import random
@@ -39,16 +36,15 @@ def run_receiver() -> None:
     """A separate process: POST /hook (signature checked) notes the arrival time; GET /last."""
     from aiohttp import web
 
-    key = base64.b64decode(SECRET.removeprefix("whsec_"))
+    from bench.receiver import serve_forever, signed
+
     state = {"count": 0, "last": 0.0, "bad": 0}
 
     async def hook(request: web.Request) -> web.Response:
         body = await request.read()
         arrived = time.time()
         h = request.headers
-        mac = hmac.new(key, f"{h['webhook-id']}.{h['webhook-timestamp']}.".encode() + body,
-                       hashlib.sha256).digest()
-        if h["webhook-signature"] != "v1," + base64.b64encode(mac).decode():
+        if not signed(SECRET, h, body):
             state["bad"] += 1
             return web.Response(status=401)
         state["count"] += 1
@@ -58,18 +54,7 @@ def run_receiver() -> None:
     async def last(request: web.Request) -> web.Response:
         return web.json_response(state)
 
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_post("/hook", hook)
-        app.router.add_get("/last", last)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        print(site._server.sockets[0].getsockname()[1], flush=True)  # type: ignore[union-attr]
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
+    serve_forever(("/hook", hook), ("/last", last))
 
 
 def _percentile(values: list[float], p: float) -> float:
