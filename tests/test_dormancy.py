@@ -147,6 +147,12 @@ async def test_dormant_member_who_never_returns_is_destroyed_after_retention(rt,
     second = await retention_expiry(rt)
     assert first["members"] == 1 and second == {"records": 0, "members": 0}
     assert not await Member.exists(id=member.id)
+    # Read from the vault, never restored on the way out: an ACTIVE moment would let a
+    # dormancy run in another process mail the member a fresh notice.
+    trail = await AuditEntry.filter(subject=member.id).order_by("seq").values_list("action",
+                                                                                flat=True)
+    assert [a for a in trail if a.startswith("member.")][-3:] == [
+        "member.dormancy_notice", "member.dormant", "member.withdraw"]
     assert await RetainedRecord.all().count() == 0
     dump = await store_dump(rt)
     assert not contains(dump, "alice@example.org")

@@ -16,21 +16,23 @@ UPDATE, so running the job twice, or twice at once, gives the same result as run
 from __future__ import annotations
 
 import base64
+import copy
 from datetime import timedelta
 from typing import Any
 
 from tortoise.transactions import in_transaction
 
 from api.members import notifications, vault
+from api.members.records import MemberView, view_of
 from api.models.enums import MemberStatus
 from api.models.member import Member, MemberKey
 from api.platform import audit
 from api.platform.db import flush_sqlite
 from api.platform.runtime import Runtime
-from api.security.envelope import rewrap
+from api.security.envelope import DataKey, rewrap, unwrap
 
 __all__ = ["NOTICE_MONTHS", "DORMANT_MONTHS", "NOTICE_LEAD_DAYS", "make_dormant", "reactivate",
-           "dormancy"]
+           "open_sealed", "dormancy"]
 
 NOTICE_MONTHS = 11
 DORMANT_MONTHS = 12
@@ -124,8 +126,25 @@ async def _make_dormant_all(rt: Runtime) -> int:
     return count
 
 
-async def reactivate(rt: Runtime, member_id: str, *, notify: bool = True) -> bool:
-    """Restore a DORMANT member's data from the vault (sign-in, or before destruction)."""
+async def open_sealed(rt: Runtime, member: Member) -> tuple[MemberView, DataKey, str] | None:
+    """A DORMANT member's personal data and data key, read from the vault record (and its id)
+    without restoring them. Destruction reads them here: restoring first would make the member
+    ACTIVE, unnotified and long inactive for a moment, and a dormancy run in another process
+    would mail it a fresh notice on its way out. None if the vault copy is gone."""
+    record = await vault.find(rt, str(member.id), vault.DORMANT)
+    if record is None:
+        return None
+    data: dict[str, Any] = record.data
+    key = unwrap(rt.keys, base64.b64decode(data["memberKey"]["wrapped"]),
+                 int(data["memberKey"]["kekVersion"]), str(member.id))
+    sealed = copy.copy(member)  # in memory only: the stored row stays as it is
+    for column, value in data["columns"].items():
+        setattr(sealed, column, _unb64(value))
+    return view_of(sealed, key), key, record.id
+
+
+async def reactivate(rt: Runtime, member_id: str) -> bool:
+    """Restore a DORMANT member's data from the vault: the member signed in."""
     record = await vault.find(rt, member_id, vault.DORMANT)
     if record is None:
         return False
@@ -143,9 +162,8 @@ async def reactivate(rt: Runtime, member_id: str, *, notify: bool = True) -> boo
             return False
         await MemberKey.create(member_id=member_id, wrapped=wrapped, kek_version=version,
                                using_db=conn)
-        await audit.record(rt, f"member:{member_id}" if notify else "system",
-                           "member.reactivate", member_id, {"vaultRecord": record.id},
-                           using=conn)
+        await audit.record(rt, f"member:{member_id}", "member.reactivate", member_id,
+                           {"vaultRecord": record.id}, using=conn)
     await vault.shred(record.id)
     return True
 

@@ -37,7 +37,7 @@ from api.security.envelope import DataKey, new_data_key, unwrap
 from api.security.passwords import hash_password
 
 __all__ = ["MemberView", "register", "get_view", "data_key", "update_profile",
-           "views_for", "ProfileChange", "sealed_view"]
+           "views_for", "ProfileChange", "sealed_view", "view_of"]
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,8 @@ async def data_key(rt: Runtime, member_id: str, conn: BaseDBAsyncClient | None =
     return unwrap(rt.keys, row.wrapped, row.kek_version, str(member_id))
 
 
-def _view(member: Member, key: DataKey) -> MemberView:
+def view_of(member: Member, key: DataKey) -> MemberView:
+    """Decrypt a member row's fields with its data key (the row need not be stored as given)."""
     dob = key.decrypt_optional("date_of_birth", member.date_of_birth_ct)
     return MemberView(
         id=str(member.id),
@@ -115,7 +116,7 @@ async def _load(rt: Runtime, member_id: str) -> tuple[MemberView, DataKey]:
     if member is None or member.status == MemberStatus.WITHDRAWN:
         raise NotFound("member not found")
     key = await data_key(rt, member_id)
-    return _view(member, key), key
+    return view_of(member, key), key
 
 
 async def get_view(rt: Runtime, member_id: str) -> MemberView:
@@ -130,7 +131,7 @@ async def views_for(rt: Runtime, members: list[Member]) -> list[MemberView]:
     for m in members:
         k = keys.get(str(m.id))
         if k is not None:
-            out.append(_view(m, unwrap(rt.keys, k.wrapped, k.kek_version, str(m.id))))
+            out.append(view_of(m, unwrap(rt.keys, k.wrapped, k.kek_version, str(m.id))))
     return out
 
 

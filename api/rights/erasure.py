@@ -105,17 +105,22 @@ async def destroy(rt: Runtime, member_id: str, *, actor: str,
     member = await Member.get_or_none(id=member_id)
     if member is None:
         raise NotFound("member not found")
+    view: MemberView | None = None
+    key: DataKey | None = None
+    dormant_record: str | None = None  # read in the vault, never restored: see open_sealed
     if member.status == MemberStatus.DORMANT:
-        await dormancy.reactivate(rt, member_id, notify=False)
-    try:
-        view: MemberView | None = await members.get_view(rt, member_id)
-        key: DataKey | None = await members.data_key(rt, member_id)
-    except NotFound:
-        if not replay:
-            raise
-        # A remnant after a restore: a DORMANT row whose vault copy (data and key) is gone.
-        # Nothing of it can be read any more; its rows still go.
-        view = key = None
+        opened = await dormancy.open_sealed(rt, member)
+        if opened is not None:
+            view, key, dormant_record = opened
+    else:
+        try:
+            view, key = await members.get_view(rt, member_id), await members.data_key(rt, member_id)
+        except NotFound:
+            pass
+    if view is None and not replay:
+        raise NotFound("member not found")
+    # Else a remnant after a restore: a DORMANT row whose vault copy (data and key) is gone.
+    # Nothing of it can be read any more; its rows still go.
     now = rt.now()
 
     partners = await _latest_disclosures(member_id)
@@ -193,6 +198,8 @@ async def destroy(rt: Runtime, member_id: str, *, actor: str,
         if record_id is not None:
             await vault.shred(record_id)
         raise
+    if dormant_record is not None:
+        await vault.shred(dormant_record)
     liveness.forget(rt, member_id)  # the member's tokens are refused from now on
     await db.flush_sqlite()
     if not replay:
