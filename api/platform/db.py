@@ -7,6 +7,7 @@ from typing import Any
 
 from tortoise import Model, Tortoise, connections
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.migrations.api import migrate as run_migrations
 
 from api.core.settings import Settings
@@ -18,7 +19,11 @@ __all__ = ["orm_config", "init_db", "close_db", "migrate", "is_postgres", "inser
 log = logging.getLogger("consentry.db")
 
 
-def _url(url: str) -> str:
+def _connection(url: str) -> str | dict[str, Any]:
+    if url.startswith("sqlite://"):
+        config = expand_db_url(url)
+        config["engine"] = "api.platform.sqlite_immediate"  # write transactions wait their turn
+        return config
     # asyncpg rejects the "postgresql" scheme spelling in tortoise's URL parser.
     return "postgres://" + url.split("://", 1)[1] if url.startswith("postgresql://") else url
 
@@ -27,7 +32,8 @@ def orm_config(settings: Settings) -> dict[str, Any]:
     if settings.main_url.startswith("sqlite://") or settings.vault_url.startswith("sqlite://"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     return {
-        "connections": {"default": _url(settings.main_url), "vault": _url(settings.vault_url)},
+        "connections": {"default": _connection(settings.main_url),
+                        "vault": _connection(settings.vault_url)},
         "apps": {
             "models": {"models": MAIN_MODULES, "default_connection": "default",
                        "migrations": "api.migrations"},
