@@ -17,10 +17,11 @@ from strawberry.asgi import GraphQL
 
 from api.consent import consents as consent
 from api.consent import policy
-from api.members import admin_members, profile
+from api.members import admin_members, profile, sessions, verification
 from api.members import records as members
 from api.members.records import MemberView
 from api.models.enums import PersonalField
+from api.platform import ratelimit
 from api.platform.runtime import Runtime
 from api.sharing import oauth, pull
 from schema.context import principal_for
@@ -91,6 +92,22 @@ def routes(rt: Runtime) -> list[Route]:
         second = await profile.update(rt, member_id, {"phone": "+44 20 7946 0002"})
         return _json({"a": {"phone": first.phone}, "b": {"phone": second.phone}})
 
+    async def plain_register(request: Request) -> Response:
+        """What ``register`` does: the rate-limit check, the registration (argon2 hash, data
+        key, encrypted fields, audit entry, verification mail queued) and a session."""
+        data = orjson.loads(await request.body())
+        client = request.client.host if request.client else ""
+        await ratelimit.check_register(rt, data["userId"], client)
+        view = await verification.register(
+            rt, user_id=data["userId"], email=data["email"], full_name=data["fullName"],
+            password=data["password"], phone=data.get("phone"), address=data.get("address"))
+        pair = await sessions.start(rt, "MEMBER", view.id, request.headers.get("user-agent"))
+        view = await members.get_view(rt, pair.subject)
+        return _json({"register": {"accessToken": pair.access_token,
+                                   "refreshToken": pair.refresh_token,
+                                   "expiresIn": pair.expires_in, "role": pair.role,
+                                   "member": {"id": view.id, "userId": view.user_id}}})
+
     async def plain_hello(request: Request) -> Response:
         return _json({"hello": "world"})
 
@@ -99,6 +116,7 @@ def routes(rt: Runtime) -> list[Route]:
             Route("/plain/hello", plain_hello),
             Route("/plain/consent_pair", plain_consent_pair),
             Route("/plain/profile_pair", plain_profile_pair),
+            Route("/plain/register", plain_register, methods=["POST"]),
             Route("/plain/typename", _bare_strawberry(), methods=["POST"])]
 
 

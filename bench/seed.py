@@ -17,7 +17,7 @@ from api.security.blind_index import blind_index
 from api.security.envelope import new_data_key
 from api.security.passwords import hash_password
 
-__all__ = ["Seeded", "seed_basic"]
+__all__ = ["Seeded", "seed_basic", "seed_writers"]
 
 PASSWORD = "correct horse battery staple 42"
 
@@ -114,8 +114,22 @@ _MEMBER_COLUMNS = ["id", "status", "created_at", "last_active_at", "password_has
                    "date_of_birth_ct", "phone_ct", "address_ct", "has_purchase"]
 
 
-async def seed_basic(rt: Runtime, list_size: int) -> Seeded:
-    """One fully populated member (the ``me`` row), an admin, and ``list_size`` more members."""
+async def seed_writers(rt: Runtime, n: int) -> list[tuple[str, str]]:
+    """``n`` members registered through the real service, each with an access token: the write
+    benchmark gives each connection its own member, so writers do not queue on one row lock."""
+    out = []
+    for i in range(n):
+        view = await members.register(
+            rt, user_id=f"writer{i:03d}", email=f"writer{i:03d}@example.org",
+            full_name=f"Writer {i} Example", password=PASSWORD, phone="+44 20 7946 0000",
+            address=f"{i} Writer Road, Leeds")
+        out.append((view.id, (await sessions.start(rt, "MEMBER", view.id)).access_token))
+    return out
+
+
+async def seed_basic(rt: Runtime, list_size: int, writers: int = 32) -> Seeded:
+    """One fully populated member (the ``me`` row), an admin, ``list_size`` more members, and
+    ``writers`` members with tokens for the write benchmark (``extra["writers"]``)."""
     from datetime import date
 
     view = await members.register(
@@ -139,6 +153,7 @@ async def seed_basic(rt: Runtime, list_size: int) -> Seeded:
     admin = await Admin.get(user_id="bench-admin")
     out.admin_token = (await sessions.start(rt, "ADMIN", str(admin.id))).access_token
     out.extra["members"] = await bulk_members(rt, list_size, has_purchase=True)
+    out.extra["writers"] = await seed_writers(rt, writers)
     out.extra.update(await seed_partner(rt))
     return out
 
