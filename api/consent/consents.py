@@ -35,13 +35,11 @@ from api.consent.events import ConsentChanged
 from api.consent.purposes import PurposeView, get_purpose
 from api.core.errors import BadInput, Conflict, NotFound
 from api.core.ordered_ids import ordered_uuid
-from api.members import records as members
 from api.models.consent import ConsentEvent
 from api.models.enums import ConsentState, MemberStatus
-from api.models.member import Member
 from api.platform import audit
 from api.platform.runtime import Runtime
-from api.security.envelope import DataKey
+from api.security.envelope import DataKey, unwrap
 
 __all__ = ["ConsentView", "give", "withdraw", "current", "how_given"]
 
@@ -74,41 +72,79 @@ async def _consent_purpose(name: str) -> PurposeView:
     return purpose
 
 
-async def _lock_member(conn: BaseDBAsyncClient, member_id: str) -> None:
-    """Serialise consent changes of one member (row lock on PostgreSQL; SQLite serialises)."""
-    member = await Member.filter(id=member_id).using_db(conn).select_for_update().first()
-    if member is None or member.status == MemberStatus.WITHDRAWN:
+_EVENT_FIELDS = ConsentEvent._meta.fields_map
+# The member's status and wrapped data key; no row: no such member, or its key is destroyed.
+_MEMBER = ('SELECT m."status", k."wrapped", k."kek_version" FROM "members" m '
+           'JOIN "member_keys" k ON k."member_id" = m."id" WHERE m."id" = $1 FOR UPDATE OF m')
+_LATEST = ('SELECT "id", "state", "policy_version", "at", "receipt" FROM "consent_events" '
+           'WHERE "member_id" = $1 AND "purpose" = $2 ORDER BY "at" DESC, "id" DESC LIMIT 1')
+# SQLite runs one write transaction at a time, so the member and its latest event for the
+# purpose come in one statement. PostgreSQL must read the latest event in a statement that
+# starts after the member's row lock is granted: one statement's snapshot predates its lock
+# and would miss the event a concurrent change committed meanwhile.
+_MEMBER_AND_LATEST = (
+    'SELECT m."status", k."wrapped", k."kek_version", e."id", e."state", e."policy_version", '
+    'e."at", e."receipt" FROM "members" m JOIN "member_keys" k ON k."member_id" = m."id" '
+    'LEFT JOIN "consent_events" e ON e."id" = (SELECT l."id" FROM "consent_events" l '
+    'WHERE l."member_id" = m."id" AND l."purpose" = ? ORDER BY l."at" DESC, l."id" DESC '
+    'LIMIT 1) WHERE m."id" = ?')
+
+
+@dataclass(frozen=True)
+class _Current:
+    key: DataKey
+    latest: ConsentView | None
+
+
+def _member_uuid(member_id: str) -> str:
+    try:
+        return str(uuid.UUID(str(member_id)))
+    except ValueError:
+        raise NotFound("member not found") from None
+
+
+async def _current(rt: Runtime, conn: BaseDBAsyncClient, member_id: str,
+                   purpose: str) -> _Current:
+    """Lock the member (one member's changes are serialised) and read its data key and its
+    latest event for ``purpose``, in ``conn``'s transaction."""
+    if conn.capabilities.dialect == "postgres":
+        rows = await conn.execute_query_dict(_MEMBER, [member_id])
+        if rows:
+            rows[0].update((await conn.execute_query_dict(_LATEST, [member_id, purpose])
+                            or [{"id": None}])[0])
+    else:
+        rows = await conn.execute_query_dict(_MEMBER_AND_LATEST, [purpose, member_id])
+    if not rows or rows[0]["status"] == MemberStatus.WITHDRAWN.value:
         raise NotFound("member not found")
+    r = rows[0]
+    key = unwrap(rt.keys, r["wrapped"], r["kek_version"], member_id)
+    if r["id"] is None:
+        return _Current(key, None)
+    return _Current(key, ConsentView(
+        str(r["id"]), member_id, purpose, ConsentState(r["state"]), r["policy_version"],
+        _EVENT_FIELDS["at"].to_python_value(r["at"]), r["receipt"]))
 
 
-async def _latest(member_id: str, purpose: str,
-                  conn: BaseDBAsyncClient | None = None) -> ConsentEvent | None:
-    query = ConsentEvent.filter(member_id=member_id, purpose=purpose)
-    return await query.using_db(conn).order_by("-at", "-id").first()
-
-
-async def _append(rt: Runtime, conn: BaseDBAsyncClient, member_id: str, purpose: PurposeView,
-                  state: ConsentState, version: str, client: str,
-                  user_agent: str) -> ConsentEvent:
-    event_id = ordered_uuid()
+async def _append(rt: Runtime, conn: BaseDBAsyncClient, member_id: str, key: DataKey,
+                  purpose: PurposeView, state: ConsentState, version: str, client: str,
+                  user_agent: str) -> ConsentView:
+    """The event, its signed receipt and its audit entry: one statement on PostgreSQL."""
+    event_id = str(ordered_uuid())
     now = rt.now()
-    receipt = receipts.issue(rt.keys, receipt_id=str(event_id), member_id=member_id,
+    receipt = receipts.issue(rt.keys, receipt_id=event_id, member_id=member_id,
                              issuer=rt.settings.issuer, controller=rt.settings.controller,
                              purpose=purpose.name, legal_basis=purpose.legal_basis,
                              policy_version=version, state=state, at=now)
-    key = await members.data_key(rt, member_id, conn)
-    row = await ConsentEvent.create(id=event_id, member_id=member_id, purpose=purpose.name,
-                                    state=state, policy_version=version, at=now,
-                                    client_ct=key.encrypt(f"consent/{event_id}/client",
-                                                          client[:120]),
-                                    user_agent_ct=key.encrypt(f"consent/{event_id}/user_agent",
-                                                              user_agent[:255]),
-                                    receipt=receipt, using_db=conn)
+    values = {"id": event_id, "member_id": member_id, "purpose": purpose.name,
+              "state": state, "policy_version": version, "at": now,
+              "client_ct": key.encrypt(f"consent/{event_id}/client", client[:120]),
+              "user_agent_ct": key.encrypt(f"consent/{event_id}/user_agent", user_agent[:255]),
+              "receipt": receipt}
     action = "consent.give" if state == ConsentState.GIVEN else "consent.withdraw"
-    await audit.record(rt, f"member:{member_id}", action, str(member_id),
-                       {"purpose": purpose.name, "policyVersion": version,
-                        "event": str(event_id)}, using=conn)
-    return row
+    await audit.record_insert(rt, conn, ConsentEvent, values, f"member:{member_id}", action,
+                              member_id, {"purpose": purpose.name, "policyVersion": version,
+                                          "event": event_id})
+    return ConsentView(event_id, member_id, purpose.name, state, version, now, receipt)
 
 
 def how_given(key: DataKey, row: ConsentEvent) -> tuple[str, str]:
@@ -129,15 +165,15 @@ async def give(rt: Runtime, member_id: str, purpose: str, policy_version: str, *
     if policy_version != version:
         raise BadInput(f"consent must be given against the policy version in force, {version}",
                        field="policyVersion", policyVersionInForce=version)
+    member_id = _member_uuid(member_id)
     async with in_transaction("default") as conn:
-        await _lock_member(conn, member_id)
-        latest = await _latest(member_id, spec.name, conn=conn)
+        now = await _current(rt, conn, member_id, spec.name)
+        latest = now.latest
         if (latest is not None and latest.state == ConsentState.GIVEN
                 and latest.policy_version == version):
-            return _view(latest)
-        row = await _append(rt, conn, member_id, spec, ConsentState.GIVEN, version, client,
-                            user_agent)
-    view = _view(row)
+            return latest
+        view = await _append(rt, conn, member_id, now.key, spec, ConsentState.GIVEN, version,
+                             client, user_agent)
     await _notify(rt, view)
     return view
 
@@ -147,16 +183,16 @@ async def withdraw(rt: Runtime, member_id: str, purpose: str, *, client: str = "
     """Withdraw at once: from the returned event on, every check sees no consent."""
     spec = await _consent_purpose(purpose)
     version = (await policy.in_force(rt)).version
+    member_id = _member_uuid(member_id)
     async with in_transaction("default") as conn:
-        await _lock_member(conn, member_id)
-        latest = await _latest(member_id, spec.name, conn=conn)
+        now = await _current(rt, conn, member_id, spec.name)
+        latest = now.latest
         if latest is None:
             raise Conflict(f"there is no consent to {spec.name} to withdraw")
         if latest.state == ConsentState.WITHDRAWN:
-            return _view(latest)
-        row = await _append(rt, conn, member_id, spec, ConsentState.WITHDRAWN, version, client,
-                            user_agent)
-    view = _view(row)
+            return latest
+        view = await _append(rt, conn, member_id, now.key, spec, ConsentState.WITHDRAWN,
+                             version, client, user_agent)
     await _notify(rt, view)
     return view
 

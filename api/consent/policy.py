@@ -36,6 +36,8 @@ INITIAL_TEXT = ("Consentry privacy policy and terms of use, version 1.0. We proc
 MAX_TEXT = 200_000
 _VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,39}$")
 _SEEDED = "policy.seeded"
+_IN_FORCE = "policy.in_force"
+_SKEW = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -63,10 +65,42 @@ async def ensure_initial_policy(rt: Runtime) -> None:
     rt.extras[_SEEDED] = True
 
 
+@dataclass(frozen=True)
+class _InForce:
+    """The version in force as read at ``read_at``; it stays in force until ``until``."""
+
+    view: PolicyView
+    read_at: datetime
+    until: datetime
+
+
 async def in_force(rt: Runtime, at: datetime | None = None) -> PolicyView:
-    """The version in force at ``at`` (default: now)."""
+    """The version in force at ``at`` (default: now).
+
+    The answer for *now* is remembered per runtime (consent writes ask on every call). It is
+    exact without asking again until the next version already announced takes effect, or until
+    ``NOTICE`` minus a day has passed since it was read: a version announced afterwards, in
+    any process, takes effect at least ``NOTICE`` after its announcement (the day absorbs
+    clock skew between hosts). A clock that moved back reads again.
+    """
+    if at is None:
+        now = rt.now()
+        cached: _InForce | None = rt.extras.get(_IN_FORCE)
+        if cached is not None and cached.read_at <= now < cached.until:
+            return cached.view
+        view = await _in_force_at(rt, now)
+        following = await PolicyVersion.filter(effective_at__gt=now).order_by(
+            "effective_at").first()
+        until = now + NOTICE - _SKEW
+        if following is not None:
+            until = min(until, following.effective_at)
+        rt.extras[_IN_FORCE] = _InForce(view, now, until)
+        return view
+    return await _in_force_at(rt, at)
+
+
+async def _in_force_at(rt: Runtime, at: datetime) -> PolicyView:
     await ensure_initial_policy(rt)
-    at = at or rt.now()
     row = await PolicyVersion.filter(effective_at__lte=at).order_by("-effective_at").first()
     assert row is not None  # the initial version is in force from the epoch
     return _view(row)

@@ -11,12 +11,14 @@ from access tokens, which in any case require claims (``aud``, ``exp``, ``role``
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 from datetime import datetime
 from typing import Any
 
 import jwt
+import orjson
 
 from api.models.enums import ConsentState, LegalBasis
 from api.security.keys import KeyRing
@@ -60,8 +62,21 @@ def issue(keys: KeyRing, *, receipt_id: str, member_id: str, issuer: str, contro
     }
     if source is not None:
         claims["source"] = source
-    return jwt.encode(claims, keys.signing_key, algorithm="EdDSA",
-                      headers={"kid": keys.kid, "typ": RECEIPT_TYPE})
+    return _sign(keys, RECEIPT_TYPE, claims)
+
+
+def _b64(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+def _sign(keys: KeyRing, typ: str, claims: dict[str, Any]) -> str:
+    """The compact JWS (RFC 7515) ``jwt.encode`` writes for these claims and headers, built
+    directly: one signature per consent write, without PyJWT's per-call checks and encoder.
+    :func:`verify` (and any JOSE library holding the JWKS) reads it back."""
+    header = orjson.dumps({"alg": "EdDSA", "kid": keys.kid, "typ": typ},
+                          option=orjson.OPT_SORT_KEYS)
+    signing_input = _b64(header) + b"." + _b64(orjson.dumps(claims))
+    return (signing_input + b"." + _b64(keys.signing_key.sign(signing_input))).decode("ascii")
 
 
 def issue_destruction(keys: KeyRing, *, receipt_id: str, member_id: str, issuer: str,
@@ -84,8 +99,7 @@ def issue_destruction(keys: KeyRing, *, receipt_id: str, member_id: str, issuer:
                      "until": retained_until.isoformat() if retained_until else None},
         "partnersTold": sorted(partners_told),
     }
-    return jwt.encode(claims, keys.signing_key, algorithm="EdDSA",
-                      headers={"kid": keys.kid, "typ": DESTRUCTION_TYPE})
+    return _sign(keys, DESTRUCTION_TYPE, claims)
 
 
 def verify(keys: KeyRing, receipt: str) -> dict[str, Any]:

@@ -144,8 +144,11 @@ async def on_consent_changed(rt: Runtime, event: ConsentChanged) -> None:
     member_id, purpose = event.member_id, event.purpose
     if event.state != ConsentState.GIVEN:
         return  # losing a grant sends nothing; reads and deliveries stop at once
-    partners = [p for p in await in_force_partners(rt)
-                if purpose in (p.purpose, p.consent_purpose)]
+    concerned = await partners_registry.concerned_by(purpose)
+    if not concerned:
+        return
+    partners = [p for p in await partners_registry.states(rt, partner_ids=concerned)
+                if p.in_force and purpose in (p.purpose, p.consent_purpose)]
     if not partners:
         return
     member = await Member.get_or_none(id=member_id)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
@@ -42,8 +43,8 @@ from api.security.sealed import open_sealed, seal
 from api.sharing.grants import PartnerState
 
 __all__ = ["ANNOUNCE_DAYS", "announce", "change_fields", "retire", "states", "state",
-           "upcoming", "adapter_config", "state_from", "purpose_basis", "ChangeResult",
-           "adapter_accepts"]
+           "concerned_by", "upcoming", "adapter_config", "state_from", "purpose_basis",
+           "ChangeResult", "adapter_accepts"]
 
 ANNOUNCE_DAYS = 30
 _RANK = {PartnerChangeKind.ADDED: 0, PartnerChangeKind.FIELDS_WIDENED: 1,
@@ -168,6 +169,27 @@ async def states(rt: Runtime, at: datetime | None = None, *,
         query = query.filter(id__in=partner_ids)
     partners = await query.order_by("name")
     return await _states_for(rt, partners, at or rt.now(), conn)
+
+
+async def concerned_by(purpose: str) -> list[str]:
+    """Ids of the partners (any status) whose purpose is ``purpose``, or whose own consent
+    purpose (``partner:<id>``) it is: the only grants a consent to ``purpose`` takes part in
+    (``grant_for``). Asked on every consent change, whose common answer is none: one query
+    over the (small) partners table, written out rather than built by the ORM."""
+    prefix, _, rest = purpose.partition(":")
+    own: str | None = None
+    if prefix == "partner":
+        try:
+            own = str(uuid.UUID(rest))
+        except ValueError:
+            pass  # not a partner id: only the purpose column can match
+    conn = connections.get("default")
+    rows = await conn.execute_query_dict(_CONCERNED[conn.capabilities.dialect], [purpose, own])
+    return [str(r["id"]) for r in rows]
+
+
+_CONCERNED = {"postgres": 'SELECT "id" FROM "partners" WHERE "purpose" = $1 OR "id" = $2',
+              "sqlite": 'SELECT "id" FROM "partners" WHERE "purpose" = ? OR "id" = ?'}
 
 
 async def state(rt: Runtime, partner_id: str, at: datetime | None = None,

@@ -152,9 +152,12 @@ async def on_consent_changed(rt: Runtime, event: ConsentChanged) -> None:
     ``partner:<id>`` purpose, it was are told what they must delete."""
     if event.state == ConsentState.GIVEN:
         return
+    concerned = set(await partners_registry.concerned_by(event.purpose))
+    if not concerned:
+        return
     received = await ledger.partners_that_received(event.member_id)
     affected = []
-    for pid in received:
+    for pid in (p for p in received if p in concerned):
         state = await _state(rt, pid, rt.now())
         if state is not None and event.purpose in (state.purpose, state.consent_purpose):
             affected.append(pid)
