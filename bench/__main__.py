@@ -35,6 +35,8 @@ MEMBERS_PAGE = ("query($first: Int, $after: String) { members(first: $first, aft
 SHARED = ("query($first: Int, $after: String) { sharedMembers(first: $first, after: $after) "
           "{ edges { cursor node { ref userId email fullName dateOfBirth phone address } } "
           "pageInfo { hasNextPage endCursor } } }")
+FLOOR = "bare floor"
+FLOOR_GOAL = 0.12  # issue 17: `me` as served, one worker, vs the bare starlette endpoint
 ANNOUNCE_POLICY = ("mutation($v: String!, $t: String!, $at: DateTime!) { "
                    "announcePolicy(version: $v, text: $t, effectiveAt: $at) { version } }")
 
@@ -184,14 +186,36 @@ class Bench:
         ref = _target("reference", f"/plain/me?id={seeded.member_id}")
         targets = self.graphql_targets(ref, _gql(ME), seeded.member_token)
         targets.insert(2, _target("me (trusted)", "/graphql", _trusted_me(), seeded.member_token))
+        targets.append(_target(FLOOR, "/plain/hello"))  # interleaved with the me targets
         rows = self.measure(targets)
+        floor = rows.pop(FLOOR)
         self.compare("me vs plain JSON", rows, goal=0.6)
+        self.against_floor(floor, rows)
         rows["me (trusted)"]["goal_ratio"] = 0.9
         print(f"me (trusted): ratio {rows['me (trusted)']['ratio']:.2f} (goal >= 0.9)",
               flush=True)
         bare = _target("reference", "/plain/typename", _gql("{ __typename }"))
         app = _target("graphql (app)", "/graphql", _gql(ME), seeded.member_token)
         self.compare("me vs bare strawberry { __typename }", self.measure([bare, app]))
+
+    def against_floor(self, floor: dict[str, Any], rows: dict[str, dict[str, Any]]) -> None:
+        """``me`` (as served, trusted, plain JSON) as a fraction of the bare starlette endpoint
+        measured in the same interleaved run: what the reads and GraphQL cost together."""
+        names = {"graphql (app)": "me as served (app)", "me (trusted)": "me (trusted)",
+                 "reference": "plain JSON reference"}
+        ratios = {label: round(rows[key]["rps"] / floor["rps"], 3) if floor["rps"] else 0.0
+                  for key, label in names.items()}
+        self.results["scenarios"]["me vs bare starlette floor"] = {
+            "goal_ratio": FLOOR_GOAL, "floor": floor, "ratios": ratios,
+            "met": ratios["me as served (app)"] >= FLOOR_GOAL}
+        print(f"\n== me vs the bare starlette floor, same run (goal: me as served >= {FLOOR_GOAL})")
+        print(f"{'served as':<36}{'req/s':>10}{'ratio':>8}")
+        print(f"{'bare floor (/plain/hello)':<36}{floor['rps']:>10.0f}{1.0:>8.3f}")
+        for key, label in names.items():
+            print(f"{label:<36}{rows[key]['rps']:>10.0f}{ratios[label]:>8.3f}")
+        met = "met" if ratios["me as served (app)"] >= FLOOR_GOAL else "not met"
+        print(f"me as served: {ratios['me as served (app)']:.3f} of the floor "
+              f"(goal >= {FLOOR_GOAL}: {met})", flush=True)
 
     def scenario_hello(self) -> None:
         self.compare("bare endpoint (floor of the stack)",
