@@ -25,7 +25,6 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
@@ -35,6 +34,7 @@ from api.consent.events import ConsentChanged
 from api.consent.purposes import PurposeView, get_purpose
 from api.core.errors import BadInput, Conflict, NotFound
 from api.core.ordered_ids import ordered_uuid
+from api.members import plain_reads
 from api.models.consent import ConsentEvent
 from api.models.enums import ConsentState, MemberStatus
 from api.platform import audit
@@ -202,16 +202,16 @@ async def current(member_id: str) -> list[ConsentView]:
 
     Consent at a past instant, and for many members at once, is what the grant rule reads:
     :func:`api.sharing.grants.consents_in_force`."""
-    # Only the latest row per purpose leaves the database: a long history of gives and
-    # withdrawals must not make every ``me`` read load (and build a model for) all of it.
-    # raw() takes no parameters: the id is inlined only as a parsed, canonical UUID.
-    rows = cast(list[ConsentEvent],
-                await ConsentEvent.raw(_LATEST_SQL.format(id=uuid.UUID(str(member_id)))))
-    return [_view(row) for row in rows]
+    # Only the latest row per purpose leaves the database, as values (no model instances): a
+    # long history must not make every ``me`` read load all of it (``api/members/plain_reads.py``).
+    found = await plain_reads.fetch(ConsentEvent, _LATEST_SQL, str(uuid.UUID(str(member_id))))
+    return [ConsentView(str(id_), str(member), purpose, ConsentState(state), version,
+                        plain_reads.as_datetime(at), receipt)
+            for id_, member, purpose, state, version, at, receipt in found]
 
 
 _LATEST_SQL = (
-    "SELECT id, member_id, purpose, state, policy_version, at, receipt, client_ct, "
-    "user_agent_ct FROM (SELECT *, row_number() OVER (PARTITION BY purpose "
-    "ORDER BY at DESC, id DESC) AS rn FROM consent_events WHERE member_id = '{id}') AS latest "
-    "WHERE rn = 1 ORDER BY purpose")
+    "SELECT id, member_id, purpose, state, policy_version, at, receipt FROM (SELECT id, "
+    "member_id, purpose, state, policy_version, at, receipt, row_number() OVER (PARTITION BY "
+    "purpose ORDER BY at DESC, id DESC) AS rn FROM consent_events WHERE member_id = $1) "
+    "AS latest WHERE rn = 1 ORDER BY purpose")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
@@ -27,7 +27,7 @@ from api.core.validation import (
     validate_phone,
     validate_user_id,
 )
-from api.members import user_ids
+from api.members import plain_reads, user_ids
 from api.models.enums import MemberStatus, PersonalField
 from api.models.member import Member, MemberKey
 from api.platform import audit
@@ -73,6 +73,24 @@ class ProfileChange:
     changed: frozenset[PersonalField]
 
 
+class _Row(NamedTuple):
+    """The columns of a member that a view needs, read as values (no model instance)."""
+
+    id: uuid.UUID
+    status: MemberStatus
+    created_at: datetime
+    last_active_at: datetime
+    has_purchase: bool
+    email_verified_at: object
+    user_id_ct: bytes
+    email_ct: bytes
+    full_name_ct: bytes
+    date_of_birth_ct: bytes | None
+    phone_ct: bytes | None
+    address_ct: bytes | None
+    pending_email_ct: bytes | None
+
+
 async def data_key(rt: Runtime, member_id: str, conn: BaseDBAsyncClient | None = None) -> DataKey:
     row = await MemberKey.get_or_none(member_id=member_id, using_db=conn)
     if row is None:
@@ -80,7 +98,7 @@ async def data_key(rt: Runtime, member_id: str, conn: BaseDBAsyncClient | None =
     return unwrap(rt.keys, row.wrapped, row.kek_version, str(member_id))
 
 
-def view_of(member: Member, key: DataKey) -> MemberView:
+def view_of(member: Member | _Row, key: DataKey) -> MemberView:
     """Decrypt a member row's fields with its data key (the row need not be stored as given)."""
     dob = key.decrypt_optional("date_of_birth", member.date_of_birth_ct)
     return MemberView(
@@ -111,11 +129,23 @@ def sealed_view(member: Member) -> MemberView:
                       email_verified=member.email_verified_at is not None)
 
 
+# The member and its wrapped data key in one round trip (``api/members/plain_reads.py``).
+_READ = ("SELECT m.id, m.status, m.created_at, m.last_active_at, m.has_purchase, "
+         "m.email_verified_at, m.user_id_ct, m.email_ct, m.full_name_ct, m.date_of_birth_ct, "
+         "m.phone_ct, m.address_ct, m.pending_email_ct, k.wrapped, k.kek_version "
+         "FROM members m JOIN member_keys k ON k.member_id = m.id WHERE m.id = $1")
+
+
 async def _load(rt: Runtime, member_id: str) -> tuple[MemberView, DataKey]:
-    member = await Member.get_or_none(id=member_id)
-    if member is None or member.status == MemberStatus.WITHDRAWN:
+    """The view and data key; NOT_FOUND when the member or its key is gone, or it withdrew."""
+    found = await plain_reads.fetch(Member, _READ, str(member_id))
+    if not found or found[0][1] == MemberStatus.WITHDRAWN.value:
         raise NotFound("member not found")
-    key = await data_key(rt, member_id)
+    r = found[0]
+    at = plain_reads.as_datetime
+    member = _Row(r[0] if isinstance(r[0], uuid.UUID) else uuid.UUID(r[0]), MemberStatus(r[1]),
+                  at(r[2]), at(r[3]), bool(r[4]), r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12])
+    key = unwrap(rt.keys, r[13], r[14], str(member_id))
     return view_of(member, key), key
 
 
