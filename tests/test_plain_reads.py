@@ -48,11 +48,14 @@ async def test_current_consents_are_the_latest_events(rt, clock, member):
     await consent.give(rt, member.id, "marketing", version)
     clock.advance(seconds=5)
     withdrawn = await consent.withdraw(rt, member.id, "marketing")
+    await consent.give(rt, member.id, "personalization", version)
+    same_instant = await consent.withdraw(rt, member.id, "personalization")  # ties on at: id
     given = await consent.give(rt, member.id, "research", version)
     current = await consent.current(member.id)
     assert [(c.purpose, c.state, c.policy_version) for c in current] == [
-        ("marketing", ConsentState.WITHDRAWN, "1.0"), ("research", ConsentState.GIVEN, "1.0")]
-    assert current == [withdrawn, given]
+        ("marketing", ConsentState.WITHDRAWN, "1.0"),
+        ("personalization", ConsentState.WITHDRAWN, "1.0"), ("research", ConsentState.GIVEN, "1.0")]
+    assert current == [withdrawn, same_instant, given]
     rows = {str(r.id): r for r in await ConsentEvent.filter(member_id=member.id)}
     for view in current:
         assert view.member_id == member.id

@@ -210,8 +210,10 @@ async def current(member_id: str) -> list[ConsentView]:
             for id_, member, purpose, state, version, at, receipt in found]
 
 
+# The latest event of each purpose is the one no event of that purpose follows, in (at, id)
+# order: no window function and no sort (SQLite walks the (member, purpose, at) index).
 _LATEST_SQL = (
-    "SELECT id, member_id, purpose, state, policy_version, at, receipt FROM (SELECT id, "
-    "member_id, purpose, state, policy_version, at, receipt, row_number() OVER (PARTITION BY "
-    "purpose ORDER BY at DESC, id DESC) AS rn FROM consent_events WHERE member_id = $1) "
-    "AS latest WHERE rn = 1 ORDER BY purpose")
+    "SELECT e.id, e.member_id, e.purpose, e.state, e.policy_version, e.at, e.receipt "
+    "FROM consent_events e WHERE e.member_id = $1 AND NOT EXISTS (SELECT 1 FROM "
+    "consent_events n WHERE n.member_id = $1 AND n.purpose = e.purpose AND n.at >= e.at "
+    "AND (n.at > e.at OR n.id > e.id)) ORDER BY e.purpose")
