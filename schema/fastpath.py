@@ -19,8 +19,10 @@ Should a schema with an unknown extension reach :class:`FastGraphQL` anyway, it 
 everything through the view (correct, only slower) and logs a warning.
 
 Trusted documents (``schema/trusted/``): a request naming a registered document by
-``extensions.persistedQuery.sha256Hash`` runs the document parsed and validated at start-up
-(no parse, no validation, no cache look-up per request); an unknown hash answers Apollo's
+``extensions.persistedQuery.sha256Hash`` runs the document parsed, validated and compiled
+(``schema/compiled.py``) at start-up: no parse, no validation, no cache look-up and none of
+graphql-core's per-field machinery per request (a document the compiler does not plan runs
+on graphql-core as any other document); an unknown hash answers Apollo's
 ``PersistedQueryNotFound`` with ``BAD_USER_INPUT``. With ``trusted_documents_only`` any other
 document (any method) from an anonymous or member caller is refused with ``FORBIDDEN``
 before it is parsed; admins and partners keep ad-hoc documents.
@@ -67,6 +69,7 @@ from strawberry.schema.schema import validate_document
 
 from api.platform.runtime import Runtime
 from schema import LIMITS, validation_rules
+from schema.compiled import Plan, Unsupported, compile_operation
 from schema.context import build_context
 from schema.errors import ErrorCodes, classify
 from schema.limits import HideSuggestions, strip_suggestions
@@ -145,6 +148,7 @@ class _Prepared:
     document: DocumentNode
     name: str | None
     text: str | None = None  # set for a trusted document: its registered text
+    plan: Plan | None = None  # a trusted document's compiled plan, when it compiles
 
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -175,7 +179,9 @@ class FastGraphQL:
 
     ``enabled`` False sends every request to the view (tests run the same cases both ways).
     ``trusted`` (hash -> document) defaults to ``schema/trusted/manifest.json``; each is
-    parsed and validated here, at start-up, and a document that does not validate stops it.
+    parsed, validated and compiled here, at start-up, and a document that does not validate
+    stops it. ``compiled`` False runs trusted documents on graphql-core instead of their plans
+    (tests compare the two).
     """
 
     def __init__(self, view: Any, rt: Runtime, trusted: Mapping[str, str] | None = None) -> None:
@@ -194,6 +200,7 @@ class FastGraphQL:
         self._rules = (*specified_rules, *validation_rules(self._production))
         self._documents: OrderedDict[str, _Prepared | None] = OrderedDict()
         self._trusted_only = rt.settings.trusted_documents_only
+        self.compiled = True
         self._trusted = {digest: self._prepare_trusted(digest, text) for digest, text in
                          (load_trusted() if trusted is None else trusted).items()}
         from strawberry.schema._graphql_core import execution_context_class_kwargs
@@ -235,7 +242,13 @@ class FastGraphQL:
         if errors:
             raise ValueError(f"trusted document {digest[:16]}... does not validate: "
                              f"{errors[0].message}")
-        return _Prepared(document, ops[0].name.value if ops[0].name else None, text)
+        name = ops[0].name.value if ops[0].name else None
+        try:
+            plan: Plan | None = compile_operation(self.schema, document)
+        except Unsupported as exc:
+            log.info("trusted document %s runs uncompiled: %s", name or digest[:16], exc)
+            plan = None
+        return _Prepared(document, name, text, plan)
 
     def _persisted(self, data: dict[str, Any], extensions: Any) -> _Prepared | None:
         """The trusted document ``extensions.persistedQuery`` names; None when the request
@@ -340,10 +353,14 @@ class FastGraphQL:
             await self.view(scope, replay, send)
             return
         ctx = await build_context(self.rt, Request(scope, replay))
-        result = gql_execute(self._core, prepared.document, None, ctx, variables, name,
-                             **self._execute_kwargs)
-        if isawaitable(result):
-            result = await result
+        result: Any
+        if prepared.plan is not None and self.compiled:
+            result = await prepared.plan.execute(ctx, variables)
+        else:
+            result = gql_execute(self._core, prepared.document, None, ctx, variables, name,
+                                 **self._execute_kwargs)
+            if isawaitable(result):
+                result = await result
         payload: dict[str, Any] = {"data": result.data}
         if result.errors:
             self.schema.process_errors(result.errors)
