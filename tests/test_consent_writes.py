@@ -129,3 +129,67 @@ async def test_partners_a_consent_purpose_concerns(rt):
     assert await registry.concerned_by("marketing") == []
     assert await registry.concerned_by("partner:not-a-uuid") == []
     assert await registry.concerned_by("partner:00000000-0000-0000-0000-000000000001") == []
+
+
+async def test_changes_queued_together_are_decided_in_arrival_order(rt):
+    """Changes that arrive together share one transaction; each is decided against the ones
+    queued before it, as if it had come alone."""
+    first, second = await bulk_members(rt, 2, prefix="cw")
+    await policy.in_force(rt)  # remembered: the changes below queue without a database read
+    answers = await asyncio.gather(
+        consent.give(rt, first, "marketing", "1.0"),
+        consent.withdraw(rt, first, "marketing"),
+        consent.withdraw(rt, second, "marketing"),
+        consent.give(rt, "00000000-0000-0000-0000-0000000000ff", "marketing", "1.0"),
+        consent.give(rt, first, "marketing", "1.0"),
+        consent.give(rt, first, "marketing", "1.0"),
+        return_exceptions=True)
+    assert [type(a).__name__ for a in answers] == [
+        "ConsentView", "ConsentView", "Conflict", "NotFound", "ConsentView", "ConsentView"]
+    assert [a.state for a in answers[:2]] == [ConsentState.GIVEN, ConsentState.WITHDRAWN]
+    assert answers[5] == answers[4]  # a retry returns the event already in force
+    events = await ConsentEvent.filter(member_id=first).order_by("at", "id")
+    assert [(str(e.id), e.state) for e in events] == [
+        (answers[0].id, ConsentState.GIVEN), (answers[1].id, ConsentState.WITHDRAWN),
+        (answers[4].id, ConsentState.GIVEN)]
+    await audit.chain_pending()
+    assert await audit.verify_chain(chain_first=False) == (3, None)
+
+
+async def test_a_change_that_fails_fails_alone(rt):
+    """A batch that fails as a whole is tried again change by change: only the change whose
+    member's data key cannot be opened (its key-encryption key is not loaded) fails."""
+    from api.models.member import MemberKey
+    from api.security.envelope import UndecryptableError
+
+    good, broken = await bulk_members(rt, 2, prefix="cw")
+    await MemberKey.filter(member_id=broken).update(kek_version=99)
+    await policy.in_force(rt)
+    answers = await asyncio.gather(consent.give(rt, good, "research", "1.0"),
+                                   consent.give(rt, broken, "research", "1.0"),
+                                   return_exceptions=True)
+    assert [type(a).__name__ for a in answers] == ["ConsentView", "UndecryptableError"]
+    assert isinstance(answers[1], UndecryptableError)
+    assert [str(e.member_id) for e in await ConsentEvent.all()] == [good]
+
+
+async def test_each_change_in_a_batch_keeps_its_own_runtime(rt, clock):
+    """A runtime with another clock (sharing this one's process-wide objects, as the
+    partner-registry helpers make them) queues into the same batch; each event keeps the
+    time of the runtime that asked for it, in its row, its receipt and its audit entry."""
+    from api.core.clock import ManualClock
+
+    earlier = clock.now() - timedelta(hours=1)
+    past = dataclasses.replace(rt, clock=ManualClock(earlier))
+    now_member, past_member = await bulk_members(rt, 2, prefix="cw")
+    await policy.in_force(past)  # remembered for both: neither change waits before queueing
+    answers = await asyncio.gather(consent.give(rt, now_member, "research", "1.0"),
+                                   consent.give(past, past_member, "research", "1.0"))
+    assert [a.at for a in answers] == [clock.now(), earlier]
+    rows = {str(r.member_id): r.at for r in await ConsentEvent.all()}
+    assert rows == {now_member: clock.now(), past_member: earlier}
+    assert jwt.decode(answers[1].receipt, rt.keys.public_key,
+                      algorithms=["EdDSA"])["consentTimestamp"] == earlier.isoformat()
+    entries = await AuditEntry.filter(action="consent.give")
+    assert {e.subject: e.at for e in entries} == {now_member: clock.now(),
+                                                  past_member: earlier}

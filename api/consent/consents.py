@@ -15,51 +15,30 @@ Choices made (documented in the README):
   already withdrawn, changes nothing and returns the existing event (safe retries);
 - withdrawing a consent never given is ``CONFLICT``.
 
-Each committed change is published as one :class:`ConsentChanged` event; who reacts is
-declared in ``api/service/composition.py``.
+Changes that arrive together are written in one transaction, each decided as it would be
+alone (``api/consent/group_commit.py``). Each committed change is published as one
+:class:`ConsentChanged` event; who reacts is declared in ``api/service/composition.py``.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
 
-from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.transactions import in_transaction
-
-from api.consent import policy, receipts
+from api.consent import group_commit, policy
 from api.consent.events import ConsentChanged
 from api.consent.purposes import PurposeView, get_purpose
-from api.core.errors import BadInput, Conflict, NotFound
-from api.core.ordered_ids import ordered_uuid
+from api.consent.views import ConsentView
+from api.core.errors import BadInput, NotFound
 from api.members import plain_reads
 from api.models.consent import ConsentEvent
-from api.models.enums import ConsentState, MemberStatus
-from api.platform import audit
+from api.models.enums import ConsentState
 from api.platform.runtime import Runtime
-from api.security.envelope import DataKey, unwrap
+from api.security.envelope import DataKey
 
 __all__ = ["ConsentView", "give", "withdraw", "current", "how_given"]
 
 log = logging.getLogger("consentry.consent")
-
-
-@dataclass(frozen=True)
-class ConsentView:
-    id: str
-    member_id: str
-    purpose: str
-    state: ConsentState
-    policy_version: str
-    at: datetime
-    receipt: str
-
-
-def _view(row: ConsentEvent) -> ConsentView:
-    return ConsentView(str(row.id), str(row.member_id), row.purpose, ConsentState(row.state),
-                       row.policy_version, row.at, row.receipt)
 
 
 async def _consent_purpose(name: str) -> PurposeView:
@@ -72,79 +51,11 @@ async def _consent_purpose(name: str) -> PurposeView:
     return purpose
 
 
-_EVENT_FIELDS = ConsentEvent._meta.fields_map
-# The member's status and wrapped data key; no row: no such member, or its key is destroyed.
-_MEMBER = ('SELECT m."status", k."wrapped", k."kek_version" FROM "members" m '
-           'JOIN "member_keys" k ON k."member_id" = m."id" WHERE m."id" = $1 FOR UPDATE OF m')
-_LATEST = ('SELECT "id", "state", "policy_version", "at", "receipt" FROM "consent_events" '
-           'WHERE "member_id" = $1 AND "purpose" = $2 ORDER BY "at" DESC, "id" DESC LIMIT 1')
-# SQLite runs one write transaction at a time, so the member and its latest event for the
-# purpose come in one statement. PostgreSQL must read the latest event in a statement that
-# starts after the member's row lock is granted: one statement's snapshot predates its lock
-# and would miss the event a concurrent change committed meanwhile.
-_MEMBER_AND_LATEST = (
-    'SELECT m."status", k."wrapped", k."kek_version", e."id", e."state", e."policy_version", '
-    'e."at", e."receipt" FROM "members" m JOIN "member_keys" k ON k."member_id" = m."id" '
-    'LEFT JOIN "consent_events" e ON e."id" = (SELECT l."id" FROM "consent_events" l '
-    'WHERE l."member_id" = m."id" AND l."purpose" = ? ORDER BY l."at" DESC, l."id" DESC '
-    'LIMIT 1) WHERE m."id" = ?')
-
-
-@dataclass(frozen=True)
-class _Current:
-    key: DataKey
-    latest: ConsentView | None
-
-
 def _member_uuid(member_id: str) -> str:
     try:
         return str(uuid.UUID(str(member_id)))
     except ValueError:
         raise NotFound("member not found") from None
-
-
-async def _current(rt: Runtime, conn: BaseDBAsyncClient, member_id: str,
-                   purpose: str) -> _Current:
-    """Lock the member (one member's changes are serialised) and read its data key and its
-    latest event for ``purpose``, in ``conn``'s transaction."""
-    if conn.capabilities.dialect == "postgres":
-        rows = await conn.execute_query_dict(_MEMBER, [member_id])
-        if rows:
-            rows[0].update((await conn.execute_query_dict(_LATEST, [member_id, purpose])
-                            or [{"id": None}])[0])
-    else:
-        rows = await conn.execute_query_dict(_MEMBER_AND_LATEST, [purpose, member_id])
-    if not rows or rows[0]["status"] == MemberStatus.WITHDRAWN.value:
-        raise NotFound("member not found")
-    r = rows[0]
-    key = unwrap(rt.keys, r["wrapped"], r["kek_version"], member_id)
-    if r["id"] is None:
-        return _Current(key, None)
-    return _Current(key, ConsentView(
-        str(r["id"]), member_id, purpose, ConsentState(r["state"]), r["policy_version"],
-        _EVENT_FIELDS["at"].to_python_value(r["at"]), r["receipt"]))
-
-
-async def _append(rt: Runtime, conn: BaseDBAsyncClient, member_id: str, key: DataKey,
-                  purpose: PurposeView, state: ConsentState, version: str, client: str,
-                  user_agent: str) -> ConsentView:
-    """The event, its signed receipt and its audit entry: one statement on PostgreSQL."""
-    event_id = str(ordered_uuid())
-    now = rt.now()
-    receipt = receipts.issue(rt.keys, receipt_id=event_id, member_id=member_id,
-                             issuer=rt.settings.issuer, controller=rt.settings.controller,
-                             purpose=purpose.name, legal_basis=purpose.legal_basis,
-                             policy_version=version, state=state, at=now)
-    values = {"id": event_id, "member_id": member_id, "purpose": purpose.name,
-              "state": state, "policy_version": version, "at": now,
-              "client_ct": key.encrypt(f"consent/{event_id}/client", client[:120]),
-              "user_agent_ct": key.encrypt(f"consent/{event_id}/user_agent", user_agent[:255]),
-              "receipt": receipt}
-    action = "consent.give" if state == ConsentState.GIVEN else "consent.withdraw"
-    await audit.record_insert(rt, conn, ConsentEvent, values, f"member:{member_id}", action,
-                              member_id, {"purpose": purpose.name, "policyVersion": version,
-                                          "event": event_id})
-    return ConsentView(event_id, member_id, purpose.name, state, version, now, receipt)
 
 
 def how_given(key: DataKey, row: ConsentEvent) -> tuple[str, str]:
@@ -165,16 +76,10 @@ async def give(rt: Runtime, member_id: str, purpose: str, policy_version: str, *
     if policy_version != version:
         raise BadInput(f"consent must be given against the policy version in force, {version}",
                        field="policyVersion", policyVersionInForce=version)
-    member_id = _member_uuid(member_id)
-    async with in_transaction("default") as conn:
-        now = await _current(rt, conn, member_id, spec.name)
-        latest = now.latest
-        if (latest is not None and latest.state == ConsentState.GIVEN
-                and latest.policy_version == version):
-            return latest
-        view = await _append(rt, conn, member_id, now.key, spec, ConsentState.GIVEN, version,
-                             client, user_agent)
-    await _notify(rt, view)
+    view, new = await group_commit.submit(group_commit.Change(
+        rt, _member_uuid(member_id), spec, ConsentState.GIVEN, version, client, user_agent))
+    if new:
+        await _notify(rt, view)
     return view
 
 
@@ -183,17 +88,11 @@ async def withdraw(rt: Runtime, member_id: str, purpose: str, *, client: str = "
     """Withdraw at once: from the returned event on, every check sees no consent."""
     spec = await _consent_purpose(purpose)
     version = (await policy.in_force(rt)).version
-    member_id = _member_uuid(member_id)
-    async with in_transaction("default") as conn:
-        now = await _current(rt, conn, member_id, spec.name)
-        latest = now.latest
-        if latest is None:
-            raise Conflict(f"there is no consent to {spec.name} to withdraw")
-        if latest.state == ConsentState.WITHDRAWN:
-            return latest
-        view = await _append(rt, conn, member_id, now.key, spec, ConsentState.WITHDRAWN,
-                             version, client, user_agent)
-    await _notify(rt, view)
+    view, new = await group_commit.submit(group_commit.Change(
+        rt, _member_uuid(member_id), spec, ConsentState.WITHDRAWN, version, client,
+        user_agent))
+    if new:
+        await _notify(rt, view)
     return view
 
 

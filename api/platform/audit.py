@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -33,7 +34,7 @@ from tortoise.transactions import in_transaction
 from api.models.audit import AuditEntry
 from api.platform.runtime import Runtime
 
-__all__ = ["record", "record_insert", "chain_pending", "unchained", "verify_chain",
+__all__ = ["record", "record_rows", "Entry", "chain_pending", "unchained", "verify_chain",
            "anchor_holds", "head", "ChainBreak", "GENESIS", "entry_hash"]
 
 GENESIS = "0" * 64
@@ -75,7 +76,7 @@ async def _append(rt: Runtime, conn: BaseDBAsyncClient, actor: str, action: str,
     else:
         # SQLite has one writer anyway: chain at once, in the same transaction (a chaining
         # worker would only add write transactions competing with the API's).
-        await _append_chained(conn, at, actor, action, subject, detail_db)
+        await _append_chained(conn, [(at, actor, action, subject, detail_db)])
 
 
 async def record(rt: Runtime, actor: str, action: str, subject: str | None = None,
@@ -100,58 +101,80 @@ async def record(rt: Runtime, actor: str, action: str, subject: str | None = Non
         await chain_pending()
 
 
-async def record_insert(rt: Runtime, conn: BaseDBAsyncClient, model: type[Model],
-                        values: dict[str, Any], actor: str, action: str, subject: str | None,
-                        detail: dict[str, Any]) -> None:
-    """Insert one ``model`` row (field name -> Python value) and append the audit entry that
-    records it, in ``conn``'s transaction, in the fewest round trips the database allows: on
-    PostgreSQL one statement (the row's INSERT as a data-modifying CTE; the entry unchained,
-    like every append there), on SQLite the row, then the entry inserted already chained.
+@dataclass(frozen=True)
+class Entry:
+    """An entry to append: when, who did what to which subject (ids and names only)."""
 
-    The same row and entry as ``Model.create`` plus :func:`record`, without building models:
-    for a hot write path (a consent change).
+    at: datetime
+    actor: str
+    action: str
+    subject: str | None
+    detail: dict[str, Any]
+
+
+async def record_rows(conn: BaseDBAsyncClient, model: type[Model],
+                      rows: Sequence[dict[str, Any]], entries: Sequence[Entry]) -> None:
+    """Insert ``rows`` of ``model`` (field name -> Python value) and append ``entries``, the
+    audit entries that record them, in ``conn``'s transaction and in the fewest round trips
+    the database allows: on PostgreSQL one statement (the rows' INSERT as a data-modifying
+    CTE; the entries unchained, like every append there), on SQLite the rows, then the head
+    of the chain, then the entries inserted already chained.
+
+    The same rows and entries as ``Model.create`` and :func:`record` one by one, without
+    models or a round trip each: for a hot write path (consent changes, grouped).
     """
     meta = model._meta
-    fields = [meta.fields_map[name] for name in values]
-    row = [f.to_db_value(v, model) for f, v in zip(fields, values.values(), strict=True)]
-    columns = ", ".join(f'"{f.source_field or f.model_field_name}"' for f in fields)
+    fields = [meta.fields_map[name] for name in rows[0]]
+    values = [f.to_db_value(row[f.model_field_name], model) for row in rows for f in fields]
     # Table and column names come from the model's metadata, never from input.
+    columns = ", ".join(f'"{f.source_field or f.model_field_name}"' for f in fields)
+    stored = [(_AT.to_db_value(e.at, AuditEntry), e.actor, e.action, e.subject,
+               _DETAIL.to_db_value(e.detail, AuditEntry)) for e in entries]
     if conn.capabilities.dialect == "postgres":
-        n = len(row)
-        marks = ", ".join(f"${i}" for i in range(1, n + 1))
+        width, n = len(fields), len(values)
+        marks = ", ".join(
+            "(" + ", ".join(f"${i * width + j + 1}" for j in range(width)) + ")"
+            for i in range(len(rows)))
+        entry_marks = ", ".join(
+            f"(${n + 5 * i + 1}, ${n + 5 * i + 2}, ${n + 5 * i + 3}, ${n + 5 * i + 4}, "
+            f"${n + 5 * i + 5}, '', '')" for i in range(len(stored)))
         await conn.execute_query(
-            f'WITH written AS (INSERT INTO "{meta.db_table}" ({columns}) VALUES ({marks})) '  # noqa: S608
-            f"{_INSERT_PG} (${n + 1}, ${n + 2}, ${n + 3}, ${n + 4}, ${n + 5}, '', '')",
-            [*row, _AT.to_db_value(rt.now(), AuditEntry), actor, action, subject,
-             _DETAIL.to_db_value(detail, AuditEntry)])
+            f'WITH written AS (INSERT INTO "{meta.db_table}" ({columns}) VALUES {marks}) '  # noqa: S608
+            f"{_INSERT_PG} {entry_marks}", [*values, *(v for e in stored for v in e)])
         return
-    marks = ", ".join("?" for _ in row)
+    row_marks = "(" + ", ".join("?" for _ in fields) + ")"
     await conn.execute_insert(
-        f'INSERT INTO "{meta.db_table}" ({columns}) VALUES ({marks})', row)  # noqa: S608
-    await _append(rt, conn, actor, action, subject, detail)
+        f'INSERT INTO "{meta.db_table}" ({columns}) VALUES '  # noqa: S608
+        + ", ".join(row_marks for _ in rows), values)
+    await _append_chained(conn, stored)
 
 
-async def _append_chained(conn: BaseDBAsyncClient, at: Any, actor: str, action: str,
-                          subject: str | None, detail_db: Any) -> None:
-    """SQLite: the entry inserted with its place and hashes (SQLite writes one transaction at a
-    time, so the head read here is the head the entry follows); one read, one insert."""
+async def _append_chained(conn: BaseDBAsyncClient, stored: Sequence[tuple[Any, ...]]) -> None:
+    """SQLite: entries (``at``, actor, action, subject, stored detail) inserted with their
+    places and hashes; SQLite writes one transaction at a time, so the head read here is the
+    head they follow. One read, one insert."""
     head = (await conn.execute_query_dict(_HEAD_SQLITE))[0]
     if head["pending"]:  # not expected on SQLite; chain in order the slow way
         await conn.execute_insert(
-            'INSERT INTO "audit_entries" ("at", "actor", "action", "subject", "detail", '
-            '"prev_hash", "hash") VALUES (?, ?, ?, ?, ?, \'\', \'\')',
-            [at, actor, action, subject, detail_db])
+            'INSERT INTO "audit_entries" ("at", "actor", "action", "subject", "detail", '  # noqa: S608 (placeholders only)
+            '"prev_hash", "hash") VALUES ' + ", ".join("(?, ?, ?, ?, ?, '', '')" for _ in stored),
+            [v for e in stored for v in e])
         await _link(conn, 1000)
         return
-    seq = max(head["issued"] or 0, head["last"] or 0) + 1
-    pos, prev = (head["pos"] + 1, head["hash"]) if head["pos"] is not None else (1, GENESIS)
-    # Hashed as verification will read it back: the stored time and the stored JSON.
-    digest = entry_hash(prev, seq, _AT.to_python_value(at), actor, action, subject,
-                        _DETAIL.to_python_value(detail_db))
+    seq = max(head["issued"] or 0, head["last"] or 0)
+    pos, prev = (head["pos"], head["hash"]) if head["pos"] is not None else (0, GENESIS)
+    values: list[Any] = []
+    for at, actor, action, subject, detail in stored:
+        seq, pos = seq + 1, pos + 1
+        # Hashed as verification will read it back: the stored time and the stored JSON.
+        digest = entry_hash(prev, seq, _AT.to_python_value(at), actor, action, subject,
+                            _DETAIL.to_python_value(detail))
+        values += [seq, pos, at, actor, action, subject, detail, prev, digest]
+        prev = digest
     await conn.execute_insert(
-        'INSERT INTO "audit_entries" ("seq", "pos", "at", "actor", "action", "subject", '
-        '"detail", "prev_hash", "hash") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
-        [seq, pos, at, actor, action, subject, detail_db, prev, digest])
+        'INSERT INTO "audit_entries" ("seq", "pos", "at", "actor", "action", "subject", '  # noqa: S608 (placeholders only)
+        '"detail", "prev_hash", "hash") VALUES '
+        + ", ".join("(?, ?, ?, ?, ?, ?, ?, ?, ?)" for _ in stored), values)
 
 
 async def _link(conn: BaseDBAsyncClient, batch: int) -> int:
