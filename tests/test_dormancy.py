@@ -133,6 +133,20 @@ async def test_activity_after_the_notice_resets_it(gql, rt, clock, member):
     assert (await Member.get(id=member.id)).status == MemberStatus.ACTIVE
 
 
+async def test_inactive_again_after_a_notice_gets_a_new_one_before_going_dormant(gql, rt, clock,
+                                                                                 member):
+    clock.set(NOTICE)
+    assert (await dormancy(rt))["notified"] == 1
+    clock.advance(days=10)
+    assert "errors" not in await gql(LOGIN, {"u": "alice", "p": PASSWORD})
+    # 12 months after that sign-in: the old notice predates it, so a new one comes first
+    clock.set(datetime(2027, 12, 11, tzinfo=UTC))
+    assert (await dormancy(rt)) == {"notified": 1, "dormant": 0}
+    assert await _notices(member.id) == 2
+    clock.advance(days=30)
+    assert (await dormancy(rt)) == {"notified": 0, "dormant": 1}
+
+
 async def test_dormant_member_who_never_returns_is_destroyed_after_retention(rt, clock, member):
     clock.set(NOTICE)
     await dormancy(rt)

@@ -20,6 +20,7 @@ import copy
 from datetime import timedelta
 from typing import Any
 
+from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from api.members import notifications, vault
@@ -53,12 +54,14 @@ def _unb64(text: str | None) -> bytes | None:
 async def _send_notices(rt: Runtime) -> int:
     now = rt.now()
     cutoff = vault.add_months(now, -NOTICE_MONTHS)
-    rows = await Member.filter(status=MemberStatus.ACTIVE, last_active_at__lte=cutoff).values_list(
-        "id", "last_active_at", "dormancy_notified_at")
+    # Only members not told since their last activity: the ones waiting out their notice
+    # stay in the database, not in this process, however many there are.
+    rows = await Member.filter(
+        Q(dormancy_notified_at__isnull=True) | Q(dormancy_notified_at__lt=F("last_active_at")),
+        status=MemberStatus.ACTIVE, last_active_at__lte=cutoff,
+    ).values_list("id", "last_active_at", "dormancy_notified_at")
     sent = 0
     for member_id, last_active, notified in rows:
-        if notified is not None and notified >= last_active:
-            continue  # already told since the last activity
         async with in_transaction("default") as conn:
             query = Member.filter(id=member_id, status=MemberStatus.ACTIVE,
                                   last_active_at=last_active)
@@ -114,11 +117,11 @@ async def _make_dormant_all(rt: Runtime) -> int:
     rows = await Member.filter(
         status=MemberStatus.ACTIVE, last_active_at__lte=vault.add_months(now, -DORMANT_MONTHS),
         dormancy_notified_at__lte=now - timedelta(days=NOTICE_LEAD_DAYS),
-    ).values_list("id", "last_active_at", "dormancy_notified_at")
+        # A notice older than the latest activity does not count: a new notice comes first.
+        dormancy_notified_at__gte=F("last_active_at"),
+    ).values_list("id", flat=True)
     count = 0
-    for member_id, last_active, notified in rows:
-        if notified < last_active:
-            continue  # the notice predates the latest activity: a new notice comes first
+    for member_id in rows:
         if await make_dormant(rt, str(member_id)):
             count += 1
     if count:
