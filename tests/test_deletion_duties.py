@@ -154,3 +154,14 @@ async def test_a_destroyed_members_duty_stays_without_the_member_id(gql, admin, 
     await run_all(rt, JOBS, only=["deletion_duties"])
     duties = sorted((d.kind, d.member_id) for d in await DeletionDuty.all())
     assert duties == [("member.erasure", None), ("member.revoked", None)]
+
+
+async def test_the_history_purge_forgets_the_member_id_in_its_duties_too(gql, admin, member, rt,
+                                                                        clock, tmp_path):
+    await _revoked(gql, admin, member, rt, clock, tmp_path)
+    body = await gql('mutation($p: String!) { withdrawMembership(password: $p) { withdrawnAt } }',
+                     {"p": PASSWORD}, token=member.token)
+    assert "errors" not in body, body
+    await run_all(rt, JOBS, only=["history_purge"])  # deletion_duties has not run since
+    duties = sorted((d.kind, d.member_id) for d in await DeletionDuty.all())
+    assert duties == [("member.erasure", None), ("member.revoked", None)]

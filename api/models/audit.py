@@ -26,3 +26,6 @@ class AuditEntry(Model):
 
     class Meta:
         table = "audit_entries"
+        # The latest entry of one action (the processing_record job's last record) without
+        # walking the whole trail back.
+        indexes = (("action", "seq"),)

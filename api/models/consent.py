@@ -49,7 +49,9 @@ class ConsentEvent(Model):
 
     class Meta:
         table = "consent_events"
-        indexes = (("member_id", "purpose", "at"),)
+        # The second: members who ever gave a purpose (a consent partner's candidates,
+        # api/sharing/pull.py), without reading every member's events.
+        indexes = (("member_id", "purpose", "at"), ("purpose", "state", "member_id"))
 
 
 class CookieChoice(Model):

@@ -48,6 +48,7 @@ from api.models.member import Member, MemberKey
 from api.models.onboarding import ImportedMember
 from api.models.ops import HistoryPurge
 from api.models.partner import Disclosure, OutboxEvent, Purchase
+from api.models.partner_loop import DeletionDuty
 from api.models.rights import DataRequest, Notification
 from api.platform import audit, db
 from api.platform.runtime import Runtime
@@ -268,7 +269,8 @@ def _confirmation(retained_until: datetime | None, partners: list[str]) -> str:
 
 
 async def history_purge(rt: Runtime, batch: int = 50) -> dict[str, int]:
-    """Delete the leftover history of destroyed members (idempotent; leased like every job)."""
+    """Delete the leftover history of destroyed members and forget their ids in deletion duties
+    (idempotent; leased like every job)."""
     purged = {"members": 0, "consentEvents": 0, "disclosures": 0}
     for member_id in await HistoryPurge.all().order_by("queued_at").limit(batch).values_list(
             "member_id", flat=True):
@@ -277,6 +279,8 @@ async def history_purge(rt: Runtime, batch: int = 50) -> dict[str, int]:
                 member_id=member_id).using_db(conn).delete()
             purged["disclosures"] += await Disclosure.filter(
                 member_id=member_id).using_db(conn).delete()
+            # The partner still owes the deletion: the duty stays, without the member's id.
+            await DeletionDuty.filter(member_id=member_id).using_db(conn).update(member_id=None)
             await HistoryPurge.filter(member_id=member_id).using_db(conn).delete()
         purged["members"] += 1
     return purged
