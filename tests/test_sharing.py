@@ -351,3 +351,26 @@ async def test_catch_up_job_sends_what_no_hook_did(gql, admin, member, rt, clock
     assert (event["type"], _member_part(event)) == ("member.shared", {"fullName": "Alice Example"})
     clock.advance(minutes=10)
     assert (await run_jobs(rt))["sharing_catch_up"] == {"events": 0}
+
+
+async def test_catch_up_job_sends_what_no_hook_did_for_a_consent_partner(gql, admin, member,
+                                                                         other_member, rt, clock,
+                                                                         tmp_path):
+    await announce(gql, admin, "LabCo", purpose="research", kind="RESEARCH", directory=tmp_path,
+                   fields=["FULL_NAME"], optional=[])
+    clock.advance(days=30)
+    await run_jobs(rt)  # the partner comes into force
+    await give(gql, other_member, "research")  # in scope, told by the hook
+    await run_jobs(rt)
+    assert [e["type"] for e in events(tmp_path, "LabCo")] == ["member.shared"]
+    body = await gql("mutation { reportInaccuracy(fields: [ADDRESS]) { id } }",
+                     token=member.token)
+    request_id = body["data"]["reportInaccuracy"]["id"]
+    await give(gql, member, "research")  # restricted: nothing is sent
+    body = await gql("mutation($id: ID!) { resolveDataRequest(id: $id, status: REJECTED) "
+                     "{ status } }", {"id": request_id}, token=admin.token)
+    assert "errors" not in body, body
+    clock.advance(minutes=10)
+    assert (await run_jobs(rt))["sharing_catch_up"] == {"events": 1}
+    assert [(e["type"], _member_part(e)) for e in events(tmp_path, "LabCo")][1:] == [
+        ("member.shared", {"fullName": "Alice Example"})]

@@ -37,7 +37,15 @@ from api.consent.events import ConsentChanged
 from api.members import records as members
 from api.members.events import ProfileChanged
 from api.members.records import MemberView
-from api.models.enums import ConsentState, MemberStatus, OutboxStatus, PartnerChangeKind, PersonalField
+from api.models.consent import ConsentEvent
+from api.models.enums import (
+    ConsentState,
+    LegalBasis,
+    MemberStatus,
+    OutboxStatus,
+    PartnerChangeKind,
+    PersonalField,
+)
 from api.models.member import Member
 from api.models.partner import OutboxEvent, PartnerChange
 from api.platform.runtime import Runtime
@@ -203,17 +211,36 @@ async def catch_up_member(rt: Runtime, member_id: str) -> int:
     return sent
 
 
+async def _candidate_ids(partner: PartnerState, after: str | None) -> list[str]:
+    """The next ids of :func:`~api.sharing.pull.candidates` (ACTIVE is checked on the few that
+    are loaded). A consent partner's are read from the consent events' (purpose, state,
+    member) index, in member order, instead of walking every member to probe its events."""
+    if partner.legal_basis == LegalBasis.CONTRACT:
+        return [str(i) for i in await candidates(partner, after, _BATCH).values_list(
+            "id", flat=True)]
+    given = ConsentEvent.filter(purpose=partner.purpose, state=ConsentState.GIVEN)
+    if after is not None:
+        given = given.filter(member_id__gt=after)
+    return [str(i) for i in await given.order_by("member_id").distinct().limit(
+        _BATCH).values_list("member_id", flat=True)]
+
+
 async def _catch_up_partner(rt: Runtime, partner: PartnerState, now: datetime) -> int:
     sent, cursor = 0, None
     while True:
-        batch = await candidates(partner, cursor, _BATCH)
-        if not batch:
+        ids = await _candidate_ids(partner, cursor)
+        if not ids:
             return sent
+        # Nearly every candidate was sent its record long ago: only the others are loaded and
+        # checked (loading all of them made a run at a million members minutes of this
+        # process's CPU, in the loop that delivers).
+        unsent = await _never_shared(partner.id, ids)
+        batch = await Member.filter(id__in=sorted(unsent), status=MemberStatus.ACTIVE).order_by(
+            "id") if unsent else []
         facts = await member_facts(batch, [partner], now)
         granted = {mid: g for mid, f in facts.items() if (g := grant_for(partner, f))}
-        missing = await _never_shared(partner.id, sorted(granted))
-        values = await granted_values(rt, [m for m in batch if str(m.id) in missing],
-                                      {mid: granted[mid].fields for mid in missing})
+        values = await granted_values(rt, [m for m in batch if str(m.id) in granted],
+                                      {mid: granted[mid].fields for mid in granted})
         if values:
             async with in_transaction("default") as conn:
                 for mid, (key, vals) in values.items():
@@ -221,9 +248,9 @@ async def _catch_up_partner(rt: Runtime, partner: PartnerState, now: datetime) -
                                            values=vals, grant=granted[mid], type="member.shared",
                                            fields=granted[mid].fields):
                         sent += 1
-        if len(batch) < _BATCH:
+        if len(ids) < _BATCH:
             return sent
-        cursor = str(batch[-1].id)
+        cursor = ids[-1]
 
 
 # --- partner changes coming into force ------------------------------------------------------------
