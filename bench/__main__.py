@@ -261,14 +261,17 @@ class Bench:
               f"{r['events_per_second']:.0f} events/s; receiver saw {r['receiver']}", flush=True)
 
     def scenario_latency(self) -> None:
-        """giveConsent answered -> member.shared at a webhook receiver, one real worker
-        (bench/latency.py): 10k and 100k members on PostgreSQL; smoke: 200 on SQLite."""
+        """giveConsent (and erasure) answered -> member.shared (member.erasure) at a webhook
+        receiver, one real worker running every job (bench/latency.py): on PostgreSQL at
+        ``--latency-members`` (default 10k and 100k; 1,000,000 seeds in ~6 min); smoke: 200
+        on SQLite."""
         from bench import latency
 
         a = self.args
-        sizes = [200] if a.smoke else [10_000, 100_000]
+        sizes = [200] if a.smoke else [int(n) for n in a.latency_members.split(",")]
         for size in sizes:
-            ns = latency.parse(["--members", str(size), "--samples", "20" if a.smoke else "100",
+            ns = latency.parse(["--members", str(size), "--samples", "20" if a.smoke else "300",
+                                "--erasures", "5" if a.smoke else "50",
                                 "--pg", "" if a.smoke else (a.pg or PG_DEFAULT)])
             r = asyncio.run(latency.bench(ns))
             self.results["scenarios"][f"propagation latency {size}"] = r
@@ -570,6 +573,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                    help="only `me` under several server settings (uvloop/h11, gc)")
     p.add_argument("--scale-size", type=int, default=1_000_000)
     p.add_argument("--scale-small", type=int, default=10_000)
+    p.add_argument("--latency-members", default="10000,100000",
+                   help="store sizes of the latency scenario (PostgreSQL), e.g. 10000,1000000")
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--requests", type=int, default=30_000)
     p.add_argument("--seconds", type=float, default=10.0)

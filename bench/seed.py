@@ -51,7 +51,7 @@ def member_rows(rt: Runtime, start: int, n: int, password_hash: str,
             "date_of_birth_ct": key.encrypt("date_of_birth", "1980-01-01"),
             "phone_ct": key.encrypt("phone", "+44 20 7946 0000"),
             "address_ct": key.encrypt("address", f"{i} Clinic Road, Leeds"),
-            "has_purchase": False,
+            "has_purchase": False, "user_id_folded": True,  # the ids are lower case already
         })
 
 
@@ -109,9 +109,75 @@ async def copy_members(rt: Runtime, dsn: str, n: int, prefix: str = "s",
     return time.perf_counter() - started
 
 
+# A store that has run for a while, in SQL (PostgreSQL): what makes a job that reads every row
+# each run show up at a million members. {p} is the partner that received the shared members.
+_HISTORY = [
+    # every member gave two purposes; a fifth withdrew one
+    "INSERT INTO consent_events (id, member_id, purpose, state, policy_version, at, receipt) "
+    "SELECT gen_random_uuid(), id, p, 'GIVEN', '1', now() - interval '30 days', 'seeded' "
+    "FROM members, (VALUES ('marketing'), ('personalization')) AS v(p)",
+    "INSERT INTO consent_events (id, member_id, purpose, state, policy_version, at, receipt) "
+    "SELECT gen_random_uuid(), id, 'marketing', 'WITHDRAWN', '1', now() - interval '10 days', "
+    "'seeded' FROM members WHERE hashtext(id::text) % 5 = 0",
+    # a share of them gave the partner's purpose and were delivered to it (event + ledger)
+    "INSERT INTO consent_events (id, member_id, purpose, state, policy_version, at, receipt) "
+    "SELECT gen_random_uuid(), id, '{purpose}', 'GIVEN', '1', now() - interval '6 days', "
+    "'seeded' FROM members WHERE abs(hashtext(id::text)) % 100 < {share}",
+    "INSERT INTO outbox_events (id, partner_id, member_id, type, status, attempts, "
+    "next_attempt_at, created_at, delivered_at, payload_plain) SELECT gen_random_uuid(), '{p}', "
+    "member_id, 'member.shared', 'DELIVERED', 1, at, at, at, '{{}}' FROM consent_events "
+    "WHERE purpose = '{purpose}'",
+    "INSERT INTO disclosures (id, member_id, partner_id, partner_name, fields, purpose, "
+    "legal_basis, channel, at) SELECT gen_random_uuid(), member_id, partner_id, 'seeded', "
+    "'[\"FULL_NAME\"]', '{purpose}', 'CONSENT', 'push', delivered_at FROM outbox_events "
+    "WHERE partner_id = '{p}'",
+    # a tenth of those were later told to delete (unconfirmed duties: a webhook cannot confirm)
+    "INSERT INTO deletion_duties (event_id, partner_id, member_id, kind, fields, created_at, "
+    "due_at) SELECT gen_random_uuid(), partner_id, member_id, 'member.revoked', "
+    "'[\"FULL_NAME\"]', now() - interval '3 days', now() + interval '27 days' "
+    "FROM outbox_events WHERE partner_id = '{p}' AND abs(hashtext(id::text)) % 10 = 0",
+    # three audit entries per member, chained after the chain so far (placeholder hashes),
+    # one mail each, and old erasure requests
+    "INSERT INTO audit_entries (seq, pos, at, actor, action, subject, detail, prev_hash, hash) "
+    "SELECT nextval('audit_entries_seq_seq'), (SELECT coalesce(max(pos), 0) FROM audit_entries) "
+    "+ n, now() - interval '30 days', 'member:seeded', "
+    "'consent.give', 'seeded', '{{}}', repeat('0', 64), repeat('0', 64) "
+    "FROM generate_series(1, (SELECT 3 * count(*) FROM members)) AS n",
+    "INSERT INTO notifications (id, member_id, kind, subject, body, status, attempts, "
+    "next_attempt_at, created_at, sent_at) SELECT gen_random_uuid(), id, 'policy.announced', "
+    "'New policy', 'seeded', 'SENT', 1, now() - interval '20 days', now() - interval '20 days', "
+    "now() - interval '20 days' FROM members",
+    "INSERT INTO data_requests (id, kind, status, fields, received_at, due_at, resolved_at) "
+    "SELECT gen_random_uuid(), 'ERASURE', 'COMPLETED', '[]', now() - interval '20 days', "
+    "now() - interval '20 days', now() - interval '20 days' "
+    "FROM generate_series(1, (SELECT count(*) / 20 FROM members))",
+    # one in twenty inactive for 11.5 months, told 10 days ago: waiting out the notice
+    "UPDATE members SET last_active_at = now() - interval '350 days', "
+    "dormancy_notified_at = now() - interval '10 days' WHERE abs(hashtext(id::text)) % 20 = 0",
+    "ANALYZE",
+]
+
+
+async def seed_history(dsn: str, partner_id: str, purpose: str, share: int = 30) -> float:
+    """History for the members already seeded (PostgreSQL, plain SQL, seconds taken): consents,
+    ``share`` per cent of them delivered to ``partner_id`` for ``purpose``, deletion duties,
+    audit entries, mails, erasure requests and an inactive cohort. Nothing in it is read back
+    as data: it is there to be scanned."""
+    import asyncpg
+
+    started = time.perf_counter()
+    conn = await asyncpg.connect(dsn.split("?")[0].replace("postgres://", "postgresql://", 1))
+    try:
+        for sql in _HISTORY:
+            await conn.execute(sql.format(p=partner_id, purpose=purpose, share=share))
+    finally:
+        await conn.close()
+    return time.perf_counter() - started
+
+
 _MEMBER_COLUMNS = ["id", "status", "created_at", "last_active_at", "password_hash",
                    "user_id_idx", "email_idx", "user_id_ct", "email_ct", "full_name_ct",
-                   "date_of_birth_ct", "phone_ct", "address_ct", "has_purchase"]
+                   "date_of_birth_ct", "phone_ct", "address_ct", "has_purchase", "user_id_folded"]
 
 
 async def seed_writers(rt: Runtime, n: int) -> list[tuple[str, str]]:
