@@ -30,6 +30,7 @@ from api.consent.purposes import PurposeView
 from api.consent.views import ConsentView
 from api.core.errors import Conflict, NotFound
 from api.core.ordered_ids import ordered_uuid
+from api.members import plain_reads
 from api.models.consent import ConsentEvent
 from api.models.enums import ConsentState, MemberStatus
 from api.platform import audit
@@ -200,7 +201,6 @@ def _event(key: DataKey, change: Change) -> tuple[ConsentView, dict[str, object]
                         receipt), row, entry)
 
 
-_AT = ConsentEvent._meta.fields_map["at"]
 # PostgreSQL: lock the members (in id order, so two batches never wait on each other in a
 # cycle) and read their keys; then, in a statement that starts after the locks are granted
 # (one statement's snapshot predates its own locks), the latest event of each pair.
@@ -247,5 +247,5 @@ async def _read(conn: BaseDBAsyncClient, batch: Sequence[Change]
             member_id, purpose = str(r["member_id"]), r["purpose"]
             latest[(member_id, purpose)] = ConsentView(
                 str(r["id"]), member_id, purpose, ConsentState(r["state"]),
-                r["policy_version"], _AT.to_python_value(r["at"]), r["receipt"])
+                r["policy_version"], plain_reads.as_datetime(r["at"]), r["receipt"])
     return members, latest
