@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from strawberry.types import Info
 
+from api.consent import consents as consent
+from api.consent.views import ConsentView
 from api.core.errors import BadInput, Forbidden
 from api.members import admin_members, auth, profile, sessions, verification
 from api.members import records as members
@@ -43,6 +45,8 @@ class Member:
     email_verified: bool = False
     pending_email: str | None = strawberry.field(
         default=None, description="An email change that waits for the new address to be confirmed.")
+    # ``me`` reads the member and its current consents in one statement; None: read on demand.
+    read_consents: strawberry.Private[list[ConsentView] | None] = None
 
     @classmethod
     def from_view(cls, view: MemberView) -> Member:
@@ -58,6 +62,8 @@ class Member:
 
     @strawberry.field
     async def consents(self, info: Info) -> list[Consent]:
+        if self.read_consents is not None:
+            return [Consent.from_view(v) for v in self.read_consents]
         return await member_consents(info, str(self.id))
 
     @strawberry.field
@@ -147,7 +153,10 @@ class Query:
         principal = principal_of(info)
         if principal.role != "MEMBER":
             raise Forbidden("me needs a member token")
-        return Member.from_view(await members.get_view(info.context.rt, principal.subject))
+        view, consents = await consent.member_and_current(info.context.rt, principal.subject)
+        member = Member.from_view(view)
+        member.read_consents = consents
+        return member
 
     @strawberry.field(permission_classes=[IsAdmin], description="Admin token.")
     async def members(self, info: Info, first: int | None = 50, after: str | None = None,

@@ -117,3 +117,17 @@ async def test_a_reader_that_cannot_answer_hands_over(rt, member):
     await Member.filter(id=member.id).update(status=MemberStatus.WITHDRAWN)
     with pytest.raises(NotFound):
         await members.get_view(rt, member.id)
+
+
+async def test_member_and_current_consents_in_one_read(rt, member, other_member):
+    version = (await policy.in_force(rt)).version
+    first = await consent.give(rt, member.id, "research", version)
+    second = await consent.give(rt, member.id, "marketing", version)
+    view, current = await consent.member_and_current(rt, member.id)
+    assert view == await members.get_view(rt, member.id)
+    assert current == await consent.current(member.id) == [second, first]  # by purpose
+    view, current = await consent.member_and_current(rt, other_member.id)
+    assert (view.user_id, current) == ("bob", [])  # no consent yet: the member all the same
+    await Member.filter(id=member.id).update(status=MemberStatus.WITHDRAWN)
+    with pytest.raises(NotFound):
+        await consent.member_and_current(rt, member.id)

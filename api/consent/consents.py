@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
+from typing import Any
 
 from api.consent import group_commit, policy
 from api.consent.events import ConsentChanged
@@ -31,12 +33,15 @@ from api.consent.purposes import PurposeView, get_purpose
 from api.consent.views import ConsentView
 from api.core.errors import BadInput, NotFound
 from api.members import plain_reads
+from api.members import records as members
+from api.members.records import MemberView
 from api.models.consent import ConsentEvent
 from api.models.enums import ConsentState
+from api.models.member import Member
 from api.platform.runtime import Runtime
 from api.security.envelope import DataKey
 
-__all__ = ["ConsentView", "give", "withdraw", "current", "how_given"]
+__all__ = ["ConsentView", "give", "withdraw", "current", "member_and_current", "how_given"]
 
 log = logging.getLogger("consentry.consent")
 
@@ -103,16 +108,32 @@ async def current(member_id: str) -> list[ConsentView]:
     :func:`api.sharing.grants.consents_in_force`."""
     # Only the latest row per purpose leaves the database, as values (no model instances): a
     # long history must not make every ``me`` read load all of it (``api/members/plain_reads.py``).
-    found = await plain_reads.fetch(ConsentEvent, _LATEST_SQL, str(uuid.UUID(str(member_id))))
-    return [ConsentView(str(id_), str(member), purpose, ConsentState(state), version,
-                        plain_reads.as_datetime(at), receipt)
-            for id_, member, purpose, state, version, at, receipt in found]
+    found = await plain_reads.fetch(ConsentEvent, _CURRENT, str(uuid.UUID(str(member_id))))
+    return [_current_view(row) for row in found]
+
+
+async def member_and_current(rt: Runtime, member_id: str) -> tuple[MemberView, list[ConsentView]]:
+    """:func:`api.members.records.get_view` and :func:`current` in one statement (``me``)."""
+    found = await plain_reads.fetch(Member, _MEMBER_AND_CURRENT, str(member_id))
+    view, _ = members.view_from_row(rt, member_id, found[0] if found else None)
+    width = members.READ_WIDTH
+    return view, [_current_view(row[width:]) for row in found if row[width] is not None]
+
+
+def _current_view(row: Sequence[Any]) -> ConsentView:
+    id_, member, purpose, state, version, at, receipt = row
+    return ConsentView(str(id_), str(member), purpose, ConsentState(state), version,
+                       plain_reads.as_datetime(at), receipt)
 
 
 # The latest event of each purpose is the one no event of that purpose follows, in (at, id)
 # order: no window function and no sort (SQLite walks the (member, purpose, at) index).
-_LATEST_SQL = (
-    "SELECT e.id, e.member_id, e.purpose, e.state, e.policy_version, e.at, e.receipt "
-    "FROM consent_events e WHERE e.member_id = $1 AND NOT EXISTS (SELECT 1 FROM "
-    "consent_events n WHERE n.member_id = $1 AND n.purpose = e.purpose AND n.at >= e.at "
-    "AND (n.at > e.at OR n.id > e.id)) ORDER BY e.purpose")
+_EVENT_COLUMNS = "e.id, e.member_id, e.purpose, e.state, e.policy_version, e.at, e.receipt"
+_LATEST = ("NOT EXISTS (SELECT 1 FROM consent_events n WHERE n.member_id = e.member_id "
+           "AND n.purpose = e.purpose AND n.at >= e.at AND (n.at > e.at OR n.id > e.id))")
+_CURRENT = (f"SELECT {_EVENT_COLUMNS} FROM consent_events e WHERE e.member_id = $1 "  # noqa: S608 (constants)
+            f"AND {_LATEST} ORDER BY e.purpose")
+_MEMBER_AND_CURRENT = (
+    f"SELECT {members.READ_COLUMNS}, {_EVENT_COLUMNS} FROM {members.READ_FROM} "  # noqa: S608
+    f"LEFT JOIN consent_events e ON e.member_id = m.id AND {_LATEST} WHERE m.id = $1 "
+    "ORDER BY e.purpose")

@@ -9,6 +9,7 @@ delivery (``api/sharing/bridge.py``), the member's own export (``api/rights/expo
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, NamedTuple
@@ -37,7 +38,8 @@ from api.security.envelope import DataKey, new_data_key, unwrap
 from api.security.passwords import hash_password
 
 __all__ = ["MemberView", "register", "get_view", "data_key", "update_profile",
-           "views_for", "ProfileChange", "sealed_view", "view_of"]
+           "views_for", "ProfileChange", "sealed_view", "view_of", "view_from_row",
+           "READ_COLUMNS", "READ_FROM", "READ_WIDTH"]
 
 
 @dataclass(frozen=True)
@@ -129,24 +131,33 @@ def sealed_view(member: Member) -> MemberView:
                       email_verified=member.email_verified_at is not None)
 
 
-# The member and its wrapped data key in one round trip (``api/members/plain_reads.py``).
-_READ = ("SELECT m.id, m.status, m.created_at, m.last_active_at, m.has_purchase, "
-         "m.email_verified_at, m.user_id_ct, m.email_ct, m.full_name_ct, m.date_of_birth_ct, "
-         "m.phone_ct, m.address_ct, m.pending_email_ct, k.wrapped, k.kek_version "
-         "FROM members m JOIN member_keys k ON k.member_id = m.id WHERE m.id = $1")
+# A member and its wrapped data key, read as values in one statement (``plain_reads``):
+# ``SELECT {READ_COLUMNS} FROM {READ_FROM} WHERE m.id = $1``; other reads may join more.
+READ_COLUMNS = ("m.id, m.status, m.created_at, m.last_active_at, m.has_purchase, "
+                "m.email_verified_at, m.user_id_ct, m.email_ct, m.full_name_ct, "
+                "m.date_of_birth_ct, m.phone_ct, m.address_ct, m.pending_email_ct, k.wrapped, "
+                "k.kek_version")
+READ_FROM = "members m JOIN member_keys k ON k.member_id = m.id"
+READ_WIDTH = 15
+_READ = f"SELECT {READ_COLUMNS} FROM {READ_FROM} WHERE m.id = $1"  # noqa: S608 (constants)
 
 
-async def _load(rt: Runtime, member_id: str) -> tuple[MemberView, DataKey]:
-    """The view and data key; NOT_FOUND when the member or its key is gone, or it withdrew."""
-    found = await plain_reads.fetch(Member, _READ, str(member_id))
-    if not found or found[0][1] == MemberStatus.WITHDRAWN.value:
+def view_from_row(rt: Runtime, member_id: str,
+                  r: Sequence[Any] | None) -> tuple[MemberView, DataKey]:
+    """The view and data key from a row starting with :data:`READ_COLUMNS` (None: no such
+    member, or its key is destroyed); NOT_FOUND as well when the member withdrew."""
+    if r is None or r[1] == MemberStatus.WITHDRAWN.value:
         raise NotFound("member not found")
-    r = found[0]
     at = plain_reads.as_datetime
     member = _Row(r[0] if isinstance(r[0], uuid.UUID) else uuid.UUID(r[0]), MemberStatus(r[1]),
                   at(r[2]), at(r[3]), bool(r[4]), r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12])
     key = unwrap(rt.keys, r[13], r[14], str(member_id))
     return view_of(member, key), key
+
+
+async def _load(rt: Runtime, member_id: str) -> tuple[MemberView, DataKey]:
+    found = await plain_reads.fetch(Member, _READ, str(member_id))
+    return view_from_row(rt, member_id, found[0] if found else None)
 
 
 async def get_view(rt: Runtime, member_id: str) -> MemberView:
