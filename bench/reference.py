@@ -42,10 +42,10 @@ def _member(view: MemberView) -> dict[str, object]:
 
 def routes(rt: Runtime) -> list[Route]:
     async def plain_me(request: Request) -> Response:
-        view = await members.get_view(rt, request.query_params["id"])
+        view, current = await consent.member_and_current(rt, request.query_params["id"])
         consents = [{"purpose": c.purpose, "state": c.state.value,
                      "policyVersion": c.policy_version, "at": c.at.isoformat()}
-                    for c in await consent.current(view.id)]
+                    for c in current]
         return _json({"me": {**_member(view), "consents": consents}})
 
     async def plain_members(request: Request) -> Response:
