@@ -1,4 +1,4 @@
-"""The ``me`` reads as plain rows (api/members/plain_reads.py) give what the ORM gives.
+"""The ``me`` reads as plain rows (api/platform/plain_reads.py) give what the ORM gives.
 
 ``records.get_view`` (member and data key in one statement) and ``consents.current`` (latest
 event per purpose) read values, not models, and on SQLite through a read-only connection on
@@ -17,11 +17,11 @@ from tortoise.transactions import in_transaction
 from api.consent import consents as consent
 from api.consent import policy
 from api.core.errors import NotFound
-from api.members import plain_reads
 from api.members import records as members
 from api.models.consent import ConsentEvent
 from api.models.enums import ConsentState, MemberStatus
 from api.models.member import Member, MemberKey
+from api.platform import plain_reads
 
 
 async def test_member_view_is_the_orm_view(rt, clock, member):

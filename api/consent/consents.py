@@ -32,12 +32,12 @@ from api.consent.events import ConsentChanged
 from api.consent.purposes import PurposeView, get_purpose
 from api.consent.views import ConsentView
 from api.core.errors import BadInput, NotFound
-from api.members import plain_reads
 from api.members import records as members
 from api.members.records import MemberView
 from api.models.consent import ConsentEvent
 from api.models.enums import ConsentState
 from api.models.member import Member
+from api.platform import plain_reads
 from api.platform.runtime import Runtime
 from api.security.envelope import DataKey
 
@@ -107,7 +107,7 @@ async def current(member_id: str) -> list[ConsentView]:
     Consent at a past instant, and for many members at once, is what the grant rule reads:
     :func:`api.sharing.grants.consents_in_force`."""
     # Only the latest row per purpose leaves the database, as values (no model instances): a
-    # long history must not make every ``me`` read load all of it (``api/members/plain_reads.py``).
+    # long history must not make every ``me`` read load all of it (``api/platform/plain_reads.py``).
     found = await plain_reads.fetch(ConsentEvent, _CURRENT, str(uuid.UUID(str(member_id))))
     return [_current_view(row) for row in found]
 

@@ -30,10 +30,9 @@ from api.consent.purposes import PurposeView
 from api.consent.views import ConsentView
 from api.core.errors import Conflict, NotFound
 from api.core.ordered_ids import ordered_uuid
-from api.members import plain_reads
 from api.models.consent import ConsentEvent
 from api.models.enums import ConsentState, MemberStatus
-from api.platform import audit
+from api.platform import audit, plain_reads
 from api.platform.runtime import Runtime
 from api.security.envelope import DataKey, unwrap
 

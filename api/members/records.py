@@ -28,10 +28,10 @@ from api.core.validation import (
     validate_phone,
     validate_user_id,
 )
-from api.members import plain_reads, user_ids
+from api.members import user_ids
 from api.models.enums import MemberStatus, PersonalField
 from api.models.member import Member, MemberKey
-from api.platform import audit
+from api.platform import audit, plain_reads
 from api.platform.runtime import Runtime
 from api.security.blind_index import blind_index
 from api.security.envelope import DataKey, new_data_key, unwrap

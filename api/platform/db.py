@@ -12,6 +12,7 @@ from tortoise.migrations.api import migrate as run_migrations
 
 from api.core.settings import Settings
 from api.models import MAIN_MODULES, VAULT_MODULES
+from api.platform import plain_reads
 
 __all__ = ["orm_config", "init_db", "close_db", "migrate", "is_postgres", "insert_rows",
            "flush_sqlite"]
@@ -81,6 +82,7 @@ async def init_db(settings: Settings) -> None:
 
 
 async def close_db() -> None:
+    plain_reads.close_readers()  # first: the last connection to close checkpoints the WAL
     await Tortoise.close_connections()
 
 

@@ -15,7 +15,8 @@ point read itself. These reads go instead through a read-only connection of the 
 used directly on the event loop. In WAL mode a reader never waits for a writer and sees every
 committed transaction; it is opened with no busy timeout, so it never blocks the loop: when it
 cannot answer at once (busy, another thread, the file not there yet), the statement runs
-through tortoise's connection as before, which raises the errors callers expect.
+through tortoise's connection as before, which raises the errors callers expect. It refuses
+writes (``query_only``) and is closed by ``api.platform.db.close_db`` before tortoise's.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from tortoise import fields
 from tortoise.backends.base.client import BaseDBAsyncClient, TransactionalDBClient
 from tortoise.models import Model
 
-__all__ = ["fetch", "as_datetime"]
+__all__ = ["fetch", "as_datetime", "close_readers"]
 
 _DATETIME = fields.DatetimeField()
 # Keyed by tortoise's aiosqlite connection: a reconnect (or a new store) gets a new reader,
@@ -50,12 +51,25 @@ def _open(filename: str) -> sqlite3.Connection | None:
     if not filename or filename == ":memory:" or filename.startswith("file:"):
         return None  # a private in-memory store, or a URI we do not second-guess
     try:
-        conn = sqlite3.connect(f"{Path(filename).resolve().as_uri()}?mode=ro", uri=True,
+        # Not mode=ro: a read-only connection cannot checkpoint, and the last connection to
+        # close must fold the WAL into the file (backups copy the file alone). query_only
+        # refuses every write.
+        conn = sqlite3.connect(f"{Path(filename).resolve().as_uri()}?mode=rw", uri=True,
                                isolation_level=None)
+        conn.execute("PRAGMA query_only = ON")
         conn.execute("PRAGMA busy_timeout = 0")
         return conn
     except sqlite3.Error:
         return None
+
+
+def close_readers() -> None:
+    """Close every read-only twin (``close_db`` calls this first, so tortoise's connection is
+    the last to close and checkpoints the WAL)."""
+    for reader in list(_READERS.values()):
+        if reader is not None:
+            reader.close()
+    _READERS.clear()
 
 
 def _reader(db: BaseDBAsyncClient) -> sqlite3.Connection | None:
