@@ -25,8 +25,6 @@ from typing import Any
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
 
 from api.models.ops import JobLease
 from api.platform import audit
@@ -69,17 +67,24 @@ async def notify_worker(rt: Runtime, conn: BaseDBAsyncClient | None = None) -> N
     _wake_event(rt).set()
 
 
+# One statement that never fails: a new job's row is inserted, an expired lease is taken over,
+# a live one is left alone (0 rows). Inserting first and updating on the duplicate-key error
+# logged an ERROR in the PostgreSQL server log on every job start, and aborted any enclosing
+# transaction. Both dialects read ON CONFLICT ... DO UPDATE ... WHERE the same way.
+_ACQUIRE = """INSERT INTO job_leases (name, holder, "until") VALUES ({0}, {1}, {2})
+ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "until" = excluded."until"
+WHERE job_leases."until" <= {3}
+RETURNING name"""
+
+
 async def _acquire(rt: Runtime, name: str, seconds: int) -> bool:
     now = rt.now()
-    until = now + timedelta(seconds=seconds)
-    try:
-        await JobLease.create(name=name, holder=_HOLDER, until=until)
-        return True
-    except IntegrityError:
-        pass
-    async with in_transaction("default") as conn:
-        taken = await JobLease.filter(name=name, until__lte=now).using_db(conn).update(
-            holder=_HOLDER, until=until)
+    conn = connections.get("default")
+    marks = ("$1", "$2", "$3", "$4") if conn.capabilities.dialect == "postgres" else "????"
+    # A datetime parameter is stored the way tortoise stores it (sqlite3's registered adapter).
+    # The dict form: asyncpg's execute_query reports an INSERT's oid, not its row count.
+    taken = await conn.execute_query_dict(_ACQUIRE.format(*marks),
+                                          [name, _HOLDER, now + timedelta(seconds=seconds), now])
     return bool(taken)
 
 
