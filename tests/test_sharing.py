@@ -374,3 +374,29 @@ async def test_catch_up_job_sends_what_no_hook_did_for_a_consent_partner(gql, ad
     assert (await run_jobs(rt))["sharing_catch_up"] == {"events": 1}
     assert [(e["type"], _member_part(e)) for e in events(tmp_path, "LabCo")][1:] == [
         ("member.shared", {"fullName": "Alice Example"})]
+
+
+@pytest.mark.parametrize("enters", ["consent", "purchase"])
+async def test_entering_a_scope_before_the_change_job_runs_is_shared_once(
+        gql, admin, member, rt, clock, tmp_path, enters):
+    """The change is in force (its 30 days passed) but the job that applies it has not run:
+    the member's own hook sends ``member.shared``, and the job must not send it again."""
+    if enters == "consent":
+        pid = await announce(gql, admin, "LabCo", purpose="research", kind="RESEARCH",
+                             directory=tmp_path, fields=["DATE_OF_BIRTH"], optional=[])
+    else:
+        pid = await announce(gql, admin, "LabCo", directory=tmp_path, fields=["FULL_NAME"],
+                             optional=[])
+    clock.advance(days=30, seconds=1)
+    if enters == "consent":
+        await give(gql, member, "research")
+    else:
+        await purchase(gql, admin, member.id)
+    assert await OutboxEvent.filter(partner_id=pid, member_id=member.id,
+                                    type="member.shared").count() == 1  # by the hook
+    await run_jobs(rt)
+    clock.advance(minutes=11)  # the catch-up job is due again
+    await run_jobs(rt)
+    assert await OutboxEvent.filter(partner_id=pid, member_id=member.id,
+                                    type="member.shared").count() == 1
+    assert [e["type"] for e in events(tmp_path, "LabCo")] == ["member.shared"]

@@ -274,8 +274,24 @@ async def _catch_up_partner(rt: Runtime, partner: PartnerState, now: datetime) -
 
 # --- partner changes coming into force ------------------------------------------------------------
 
+async def _shared_since(partner_id: str, member_ids: list[str], since: datetime) -> set[str]:
+    """Members already sent (or about to be sent) a ``member.shared`` by this partner since
+    ``since``. A member who consents or buys once a change is in force but before this job
+    applies it gets the full record from that hook, computed with the change in force: the
+    job must not send it a second time."""
+    if not member_ids:
+        return set()
+    sent = await OutboxEvent.filter(
+        partner_id=partner_id, member_id__in=member_ids, type="member.shared",
+        created_at__gte=since,
+        status__in=[OutboxStatus.PENDING, OutboxStatus.DELIVERED]).values_list("member_id",
+                                                                               flat=True)
+    return {str(m) for m in sent}
+
+
 async def _push_scope(rt: Runtime, change: PartnerChange, now: datetime) -> int:
-    """Enqueue ``member.shared`` for members whose grant gained by ``change``; mark it applied.
+    """Enqueue ``member.shared`` for members whose grant gained by ``change`` and who were not
+    sent it since the change took effect; mark it applied.
 
     Members are scanned in id batches; the first batch's transaction claims the change
     (conditional update), so a second runner finds nothing to do.
@@ -290,6 +306,8 @@ async def _push_scope(rt: Runtime, change: PartnerChange, now: datetime) -> int:
         facts = await member_facts(batch, [before_state, after_state], now) if batch else {}
         gains = {mid: g for mid, f in facts.items()
                  if _gained(grant_for(before_state, f), g := grant_for(after_state, f))}
+        for mid in await _shared_since(pid, list(gains), change.effective_at):
+            del gains[mid]
         values = await granted_values(rt, [m for m in batch if str(m.id) in gains],
                                       {mid: g.fields for mid, g in gains.items() if g})
         async with in_transaction("default") as conn:
