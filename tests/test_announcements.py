@@ -7,6 +7,7 @@ member exactly once, also with two runs at once, and resumes after a crash betwe
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -18,8 +19,12 @@ from api.models.rights import Notification
 from api.platform.jobs import run_all
 from api.service.composition import JOBS
 from bench.seed import bulk_members
+from tests import helpers_rights
 from tests.helpers_partners import ANNOUNCE as ANNOUNCE_PARTNER
+from tests.helpers_sql import statements
 from tests.test_query_count import count_queries
+
+smtp, mail_rt = helpers_rights.smtp, helpers_rights.mail_rt  # fixtures
 
 ANNOUNCE_POLICY = """mutation($v: String!, $t: String!, $at: DateTime!) {
   announcePolicy(version: $v, text: $t, effectiveAt: $at) { version } }"""
@@ -119,3 +124,43 @@ async def test_a_crash_between_batches_resumes_after_the_last_committed_batch(rt
     assert await _notified() == seeded
     row = await Announcement.get(id=announcement.id)
     assert (row.batches, row.notified, row.done_at) == (3, 5, clock.now())
+
+
+async def test_a_batch_passes_no_member_through_the_worker(rt, gql, admin, clock):
+    """Each batch's notifications are made by the database (INSERT ... SELECT): no statement
+    brings member ids back to the worker or sends rows built there, whatever the batch size."""
+    from api.members.announcements import fan_out
+
+    await bulk_members(rt, 25)
+    await _announce_policy(gql, admin, clock)
+    with statements() as sent:
+        assert await fan_out(rt, 10) == {"announcements": 1, "notified": 25}
+    assert len(await _notified()) == 25
+    assert max(s.rows for s in sent) <= 1, [(s.sql, s.rows) for s in sent if s.rows > 1]
+    assert max(s.params for s in sent) <= 8, [(s.sql, s.params) for s in sent if s.params > 8]
+
+
+async def test_fanned_out_notifications_are_whole_and_mailed(mail_rt, smtp, gql, admin, clock,
+                                                             member, other_member):
+    from api.members.announcements import fan_out
+    from api.members.mail import send_pending
+    from api.models.announcements import Announcement
+
+    await _announce_policy(gql, admin, clock)
+    [announcement] = await Announcement.all()
+    clock.advance(seconds=5)
+    await fan_out(mail_rt, 1)
+    rows = await Notification.filter(kind="policy.announced").order_by("member_id")
+    assert sorted(str(r.member_id) for r in rows) == sorted([member.id, other_member.id])
+    for r in rows:
+        assert (r.subject, r.body) == (announcement.subject, announcement.body)
+        assert (r.status, r.attempts, r.recipient_ct, r.sent_at, r.last_error) == (
+            "PENDING", 0, None, None, None)
+        assert r.created_at == r.next_attempt_at == clock.now()
+        assert isinstance(r.id, uuid.UUID) and r.id.version == 4
+        assert (await Notification.get(id=str(r.id))).member_id == r.member_id
+    assert len({r.id for r in rows}) == 2
+    await send_pending(mail_rt)
+    for address in ("alice@example.org", "bob@example.org"):
+        [mail] = [m for m in smtp.to(address) if m["X-Consentry-Kind"] == "policy.announced"]
+        assert mail["Subject"] == announcement.subject

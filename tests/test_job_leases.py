@@ -8,51 +8,13 @@ server log on every job start and aborted any transaction it ran in. The lease i
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
-from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from api.models.ops import JobLease
 from api.platform.jobs import Job, _acquire, _release, run_all
-
-_METHODS = ("execute_query", "execute_query_dict", "execute_insert", "execute_many")
-
-
-def _subclasses(cls: type) -> Iterator[type]:
-    for sub in cls.__subclasses__():
-        yield sub
-        yield from _subclasses(sub)
-
-
-@contextmanager
-def failed_statements() -> Iterator[list[str]]:
-    """Every SQL statement the database refused while inside (each tortoise client's
-    statement methods, recorded as they raise)."""
-    failed: list[str] = []
-    patched: list[tuple[type, str, object]] = []
-
-    def wrap(original):
-        async def recorded(self, query, *args, **kwargs):
-            try:
-                return await original(self, query, *args, **kwargs)
-            except Exception:
-                failed.append(query)
-                raise
-        return recorded
-
-    for cls in {BaseDBAsyncClient, *_subclasses(BaseDBAsyncClient)}:
-        for name in _METHODS:
-            if name in cls.__dict__:
-                patched.append((cls, name, cls.__dict__[name]))
-                setattr(cls, name, wrap(cls.__dict__[name]))
-    try:
-        yield failed
-    finally:
-        for cls, name, original in reversed(patched):
-            setattr(cls, name, original)
+from tests.helpers_sql import statements
 
 
 async def test_a_lease_is_held_until_it_expires_or_is_released(rt, clock):
@@ -73,12 +35,12 @@ async def test_a_lease_is_held_until_it_expires_or_is_released(rt, clock):
 
 async def test_a_contested_lease_fails_no_statement(rt, clock):
     assert await _acquire(rt, "scan", 60)
-    with failed_statements() as failed:
+    with statements() as sent:
         assert not await _acquire(rt, "scan", 60)  # held
         clock.advance(seconds=61)
         assert await _acquire(rt, "scan", 60)  # expired
         assert await _acquire(rt, "new-job", 60)  # first run ever
-    assert failed == []
+    assert [s.sql for s in sent if s.failed] == []
 
 
 async def test_a_contested_lease_leaves_the_enclosing_transaction_usable(rt, clock):
