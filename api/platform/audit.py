@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,8 +35,9 @@ from tortoise.transactions import in_transaction
 from api.models.audit import AuditEntry
 from api.platform.runtime import Runtime
 
-__all__ = ["record", "record_rows", "Entry", "chain_pending", "unchained", "verify_chain",
-           "anchor_holds", "head", "ChainBreak", "GENESIS", "entry_hash"]
+__all__ = ["record", "record_rows_pg", "record_rows_sqlite", "Entry",
+           "chain_pending", "unchained", "verify_chain", "anchor_holds", "head", "ChainBreak",
+           "GENESIS", "entry_hash"]
 
 GENESIS = "0" * 64
 
@@ -112,57 +114,95 @@ class Entry:
     detail: dict[str, Any]
 
 
-async def record_rows(conn: BaseDBAsyncClient, model: type[Model],
-                      rows: Sequence[dict[str, Any]], entries: Sequence[Entry]) -> None:
-    """Insert ``rows`` of ``model`` (field name -> Python value) and append ``entries``, the
-    audit entries that record them, in ``conn``'s transaction and in the fewest round trips
-    the database allows: on PostgreSQL one statement (the rows' INSERT as a data-modifying
-    CTE; the entries unchained, like every append there), on SQLite the rows, then the head
-    of the chain, then the entries inserted already chained.
+def _stored(entries: Sequence[Entry]) -> list[tuple[Any, ...]]:
+    return [(_AT.to_db_value(e.at, AuditEntry), e.actor, e.action, e.subject,
+             _DETAIL.to_db_value(e.detail, AuditEntry)) for e in entries]
 
-    The same rows and entries as ``Model.create`` and :func:`record` one by one, without
-    models or a round trip each: for a hot write path (consent changes, grouped).
-    """
+
+def _row_insert(model: type[Model], rows: Sequence[dict[str, Any]]
+                ) -> tuple[list[Any], list[Any], str]:
+    """The fields, the stored values (row after row) and the quoted column list of ``rows``."""
     meta = model._meta
     fields = [meta.fields_map[name] for name in rows[0]]
     values = [f.to_db_value(row[f.model_field_name], model) for row in rows for f in fields]
     # Table and column names come from the model's metadata, never from input.
     columns = ", ".join(f'"{f.source_field or f.model_field_name}"' for f in fields)
-    stored = [(_AT.to_db_value(e.at, AuditEntry), e.actor, e.action, e.subject,
-               _DETAIL.to_db_value(e.detail, AuditEntry)) for e in entries]
-    if conn.capabilities.dialect == "postgres":
-        width, n = len(fields), len(values)
-        marks = ", ".join(
-            "(" + ", ".join(f"${i * width + j + 1}" for j in range(width)) + ")"
-            for i in range(len(rows)))
-        entry_marks = ", ".join(
-            f"(${n + 5 * i + 1}, ${n + 5 * i + 2}, ${n + 5 * i + 3}, ${n + 5 * i + 4}, "
-            f"${n + 5 * i + 5}, '', '')" for i in range(len(stored)))
-        await conn.execute_query(
-            f'WITH written AS (INSERT INTO "{meta.db_table}" ({columns}) VALUES {marks}) '  # noqa: S608
-            f"{_INSERT_PG} {entry_marks}", [*values, *(v for e in stored for v in e)])
-        return
+    return fields, values, columns
+
+
+def record_rows_pg(model: type[Model], rows: Sequence[dict[str, Any]],
+                   entries: Sequence[Entry]) -> tuple[str, list[Any]]:
+    """The statement (and its values) that inserts ``rows`` of ``model`` (field name -> Python
+    value) and appends ``entries``, the audit entries that record them, in one round trip:
+    the rows' INSERT as a data-modifying CTE, the entries unchained like every append on
+    PostgreSQL. The same rows and entries as ``Model.create`` and :func:`record` one by one,
+    without models or a round trip each: for a hot write path (consent changes, grouped;
+    ``api/consent/batch_pg.py`` runs it inside its transaction)."""
+    fields, values, columns = _row_insert(model, rows)
+    stored = _stored(entries)
+    width, n = len(fields), len(values)
+    marks = ", ".join(
+        "(" + ", ".join(f"${i * width + j + 1}" for j in range(width)) + ")"
+        for i in range(len(rows)))
+    entry_marks = ", ".join(
+        f"(${n + 5 * i + 1}, ${n + 5 * i + 2}, ${n + 5 * i + 3}, ${n + 5 * i + 4}, "
+        f"${n + 5 * i + 5}, '', '')" for i in range(len(stored)))
+    return (f'WITH written AS (INSERT INTO "{model._meta.db_table}" ({columns}) '  # noqa: S608
+            f"VALUES {marks}) {_INSERT_PG} {entry_marks}",
+            [*values, *(v for e in stored for v in e)])
+
+
+def record_rows_sqlite(conn: sqlite3.Connection, model: type[Model],
+                       rows: Sequence[dict[str, Any]], entries: Sequence[Entry]) -> None:
+    """:func:`record_rows_pg` on SQLite, called on the connection's own thread inside the
+    caller's ``BEGIN IMMEDIATE`` transaction (``api/platform/sqlite_immediate.py``): the rows,
+    then the head of the chain, then the entries inserted already chained (one writer: the
+    head read is the head they follow), with no hop to the event loop between them."""
+    fields, values, columns = _row_insert(model, rows)
     row_marks = "(" + ", ".join("?" for _ in fields) + ")"
-    await conn.execute_insert(
-        f'INSERT INTO "{meta.db_table}" ({columns}) VALUES '  # noqa: S608
-        + ", ".join(row_marks for _ in rows), values)
-    await _append_chained(conn, stored)
-
-
-async def _append_chained(conn: BaseDBAsyncClient, stored: Sequence[tuple[Any, ...]]) -> None:
-    """SQLite: entries (``at``, actor, action, subject, stored detail) inserted with their
-    places and hashes; SQLite writes one transaction at a time, so the head read here is the
-    head they follow. One read, one insert."""
-    head = (await conn.execute_query_dict(_HEAD_SQLITE))[0]
+    conn.execute(f'INSERT INTO "{model._meta.db_table}" ({columns}) VALUES '  # noqa: S608
+                 + ", ".join(row_marks for _ in rows), values)
+    stored = _stored(entries)
+    head = conn.execute(_HEAD_SQLITE).fetchone()
     if head["pending"]:  # not expected on SQLite; chain in order the slow way
-        await conn.execute_insert(
-            'INSERT INTO "audit_entries" ("at", "actor", "action", "subject", "detail", '  # noqa: S608 (placeholders only)
-            '"prev_hash", "hash") VALUES ' + ", ".join("(?, ?, ?, ?, ?, '', '')" for _ in stored),
-            [v for e in stored for v in e])
-        await _link(conn, 1000)
+        conn.execute(_INSERT_UNCHAINED + ", ".join(_UNCHAINED_MARKS for _ in stored),
+                     [v for e in stored for v in e])
+        _link_sqlite(conn)
         return
-    seq = max(head["issued"] or 0, head["last"] or 0)
-    pos, prev = (head["pos"], head["hash"]) if head["pos"] is not None else (0, GENESIS)
+    conn.execute(_INSERT_CHAINED + ", ".join(_CHAINED_MARKS for _ in stored),
+                 _chained(head["issued"], head["last"], head["pos"], head["hash"], stored))
+
+
+def _link_sqlite(conn: sqlite3.Connection) -> None:
+    """:func:`_link` for every unchained entry, on the connection's thread."""
+    last = conn.execute('SELECT "pos", "hash" FROM "audit_entries" WHERE "pos" IS NOT NULL '
+                        'ORDER BY "pos" DESC LIMIT 1').fetchone()
+    pos, prev = (last["pos"], last["hash"]) if last else (0, GENESIS)
+    for row in conn.execute('SELECT "seq", "at", "actor", "action", "subject", "detail" '
+                            'FROM "audit_entries" WHERE "pos" IS NULL ORDER BY "seq"').fetchall():
+        pos += 1
+        digest = entry_hash(prev, row["seq"], _AT.to_python_value(row["at"]), row["actor"],
+                            row["action"], row["subject"], _DETAIL.to_python_value(row["detail"]))
+        conn.execute('UPDATE "audit_entries" SET "pos" = ?, "prev_hash" = ?, "hash" = ? '
+                     'WHERE "seq" = ? AND "pos" IS NULL', [pos, prev, digest, row["seq"]])
+        prev = digest
+
+
+_INSERT_UNCHAINED = ('INSERT INTO "audit_entries" ("at", "actor", "action", "subject", '
+                     '"detail", "prev_hash", "hash") VALUES ')
+_UNCHAINED_MARKS = "(?, ?, ?, ?, ?, '', '')"
+_INSERT_CHAINED = ('INSERT INTO "audit_entries" ("seq", "pos", "at", "actor", "action", '
+                   '"subject", "detail", "prev_hash", "hash") VALUES ')
+_CHAINED_MARKS = "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def _chained(issued: int | None, last: int | None, pos: int | None, prev: str | None,
+             stored: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """The values of ``stored`` entries placed after the head of the chain (``pos``, ``prev``;
+    none: the genesis), numbered after every ``seq`` issued or used, each hashed over its
+    predecessor."""
+    seq = max(issued or 0, last or 0)
+    pos, prev = (pos, prev or GENESIS) if pos is not None else (0, GENESIS)
     values: list[Any] = []
     for at, actor, action, subject, detail in stored:
         seq, pos = seq + 1, pos + 1
@@ -171,10 +211,22 @@ async def _append_chained(conn: BaseDBAsyncClient, stored: Sequence[tuple[Any, .
                             _DETAIL.to_python_value(detail))
         values += [seq, pos, at, actor, action, subject, detail, prev, digest]
         prev = digest
-    await conn.execute_insert(
-        'INSERT INTO "audit_entries" ("seq", "pos", "at", "actor", "action", "subject", '  # noqa: S608 (placeholders only)
-        '"detail", "prev_hash", "hash") VALUES '
-        + ", ".join("(?, ?, ?, ?, ?, ?, ?, ?, ?)" for _ in stored), values)
+    return values
+
+
+async def _append_chained(conn: BaseDBAsyncClient, stored: Sequence[tuple[Any, ...]]) -> None:
+    """SQLite: entries (``at``, actor, action, subject, stored detail) inserted with their
+    places and hashes; SQLite writes one transaction at a time, so the head read here is the
+    head they follow. One read, one insert."""
+    head = (await conn.execute_query_dict(_HEAD_SQLITE))[0]
+    if head["pending"]:  # not expected on SQLite; chain in order the slow way
+        await conn.execute_insert(_INSERT_UNCHAINED + ", ".join(_UNCHAINED_MARKS for _ in stored),
+                                  [v for e in stored for v in e])
+        await _link(conn, 1000)
+        return
+    await conn.execute_insert(_INSERT_CHAINED + ", ".join(_CHAINED_MARKS for _ in stored),
+                              _chained(head["issued"], head["last"], head["pos"], head["hash"],
+                                       stored))
 
 
 async def _link(conn: BaseDBAsyncClient, batch: int) -> int:

@@ -19,11 +19,19 @@ __all__ = ["orm_config", "init_db", "close_db", "migrate", "is_postgres", "inser
 
 log = logging.getLogger("consentry.db")
 
+# The WAL file is cut back to this size after a checkpoint. tortoise's default (16 KiB) cut it
+# after every automatic checkpoint (about 4 MiB of pages), so the next commits grew the file
+# again, and an fsync that extends a file also writes its metadata: it doubled the cost of a
+# commit. Destroyed key bytes do not linger in the kept WAL: :func:`flush_sqlite` truncates it.
+WAL_SIZE_LIMIT = 16 * 1024 * 1024
+
 
 def _connection(url: str) -> str | dict[str, Any]:
     if url.startswith("sqlite://"):
         config = expand_db_url(url)
         config["engine"] = "api.platform.sqlite_immediate"  # write transactions wait their turn
+        if "journal_size_limit=" not in url:
+            config["credentials"]["journal_size_limit"] = WAL_SIZE_LIMIT
         return config
     # asyncpg rejects the "postgresql" scheme spelling in tortoise's URL parser.
     url = "postgres://" + url.split("://", 1)[1] if url.startswith("postgresql://") else url
