@@ -28,6 +28,10 @@ __all__ = ["write"]
 # Locked in id order, so two batches never wait on each other in a cycle.
 _LOCK = ('BEGIN; SELECT 1 FROM "members" WHERE "id" IN ({ids}) ORDER BY "id" '
          'FOR UPDATE')
+# The latest event: the last ``at`` of the pair (the end of its (member, purpose, at) index),
+# then the greatest id among the events of that instant. ``ORDER BY at DESC, id DESC LIMIT 1``
+# sorted the pair's whole history whenever the planner's statistics lagged behind a growing
+# table (4 ms for a thousand events, in the write benchmark).
 _READ = (
     'SELECT p."member_id", p."purpose", m."status", k."wrapped", k."kek_version", e."id", '
     'e."state", e."policy_version", e."at", e."receipt" '
@@ -35,7 +39,9 @@ _READ = (
     'JOIN "members" m ON m."id" = p."member_id" JOIN "member_keys" k ON k."member_id" = m."id" '
     'LEFT JOIN LATERAL (SELECT l."id", l."state", l."policy_version", l."at", l."receipt" '
     'FROM "consent_events" l WHERE l."member_id" = p."member_id" AND l."purpose" = p."purpose" '
-    'ORDER BY l."at" DESC, l."id" DESC LIMIT 1) e ON TRUE')
+    'AND l."at" = (SELECT MAX(x."at") FROM "consent_events" x '
+    'WHERE x."member_id" = p."member_id" AND x."purpose" = p."purpose") '
+    'ORDER BY l."id" DESC LIMIT 1) e ON TRUE')
 
 
 async def write(client: BaseDBAsyncClient, batch: Sequence[Change]) -> list[Outcome]:

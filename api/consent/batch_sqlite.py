@@ -33,6 +33,9 @@ BATCHES_PER_CALL = 8
 Settle = Callable[[Sequence[Change], Sequence[Outcome]], None]
 
 # Members, keys and latest events in one statement (one writer: nothing to lock row by row).
+# The latest event: the last ``at`` of the pair (the end of its (member, purpose, at) index),
+# then the greatest id among the events of that instant. Never a sort of the pair's history,
+# which grows with every change.
 READ = (
     'WITH p("member_id", "purpose") AS (VALUES {pairs}) '
     'SELECT p."member_id", p."purpose", m."status", k."wrapped", k."kek_version", e."id", '
@@ -40,7 +43,9 @@ READ = (
     'JOIN "members" m ON m."id" = p."member_id" JOIN "member_keys" k ON k."member_id" = m."id" '
     'LEFT JOIN "consent_events" e ON e."id" = (SELECT l."id" FROM "consent_events" l '
     'WHERE l."member_id" = p."member_id" AND l."purpose" = p."purpose" '
-    'ORDER BY l."at" DESC, l."id" DESC LIMIT 1)')
+    'AND l."at" = (SELECT MAX(x."at") FROM "consent_events" x '
+    'WHERE x."member_id" = p."member_id" AND x."purpose" = p."purpose") '
+    'ORDER BY l."id" DESC LIMIT 1)')
 
 
 def drain(conn: sqlite3.Connection, pending: deque[Change], settle: Settle,
