@@ -200,13 +200,14 @@ class _NonNull(_Completer):
 class _Object(_Completer):
     def __init__(self, fields: list[_Field]) -> None:
         self.fields = fields
+        self.steps = _steps(fields)
 
     def complete(self, run: _Run, f: _Field, path: Path | None, value: Any) -> Any:
         if value is None or value is Undefined:
             return None
         if isinstance(value, Exception):
             raise value
-        return _execute_fields(run, self.fields, value, path)
+        return _execute_fields(run, self.steps, value, path)
 
 
 class _List(_Completer):
@@ -435,7 +436,18 @@ def _execute_field(run: _Run, f: _Field, source: Any, path: Path | None) -> Any:
     return f.complete_attribute(run, value, path)
 
 
-def _execute_fields(run: _Run, fields: list[_Field], source: Any,
+# One field of a selection set as the loop below reads it: the field, its response key, the
+# attribute to read (None: it has a resolver), its leaf shortcuts, and whether it is non-null.
+_Step = tuple[_Field, str, str | None, dict[type, Any], bool]
+
+
+def _steps(fields: list[_Field]) -> tuple[_Step, ...]:
+    """A selection set's fields, their per-request reads taken once (a plan is immutable)."""
+    return tuple((f, f.key, f.attr if f.function is None else None, f.shortcuts, f.non_null)
+                 for f in fields)
+
+
+def _execute_fields(run: _Run, steps: tuple[_Step, ...], source: Any,
                     path: Path | None) -> Any:
     """graphql-core's ``execute_fields``: in order, awaitables gathered together. A plain
     attribute is read here; a leaf value with a shortcut (:func:`_shortcuts`), or a null where
@@ -443,16 +455,15 @@ def _execute_fields(run: _Run, fields: list[_Field], source: Any,
     results: dict[str, Any] = {}
     awaiting: list[str] = []
     try:
-        for f in fields:
-            key = f.key
-            if f.function is None:
+        for f, key, attr, shortcuts, non_null in steps:
+            if attr is not None:
                 try:
-                    value = getattr(source, f.attr)
+                    value = getattr(source, attr)
                 except Exception as raw:
-                    _field_error(run, raw, f.non_null, f.nodes, Path(path, key, f.parent.name))
+                    _field_error(run, raw, non_null, f.nodes, Path(path, key, f.parent.name))
                     results[key] = None
                     continue
-                convert = f.shortcuts.get(type(value), _NO_SHORTCUT)
+                convert = shortcuts.get(type(value), _NO_SHORTCUT)
                 if convert is None:
                     results[key] = value
                     continue
@@ -461,7 +472,7 @@ def _execute_fields(run: _Run, fields: list[_Field], source: Any,
                     if converted is not None:
                         results[key] = converted
                         continue
-                if value is None and not f.non_null:
+                if value is None and not non_null:
                     results[key] = None
                     continue
                 value = f.complete_attribute(run, value, path)
@@ -507,6 +518,7 @@ class Plan:
         self.operation = operation
         self.variable_definitions = operation.variable_definitions or ()
         self.fields = fields
+        self.steps = _steps(fields)
         self.serial = operation.operation == OperationType.MUTATION
 
     async def execute(self, context: Any, variables: dict[str, Any] | None) -> ExecutionResult:
@@ -521,7 +533,7 @@ class Plan:
             if self.serial:
                 data = await _execute_serially(run, self.fields)
             else:
-                result = _execute_fields(run, self.fields, None, None)
+                result = _execute_fields(run, self.steps, None, None)
                 data = await result if _is_awaitable(result) else result
         except GraphQLError as error:
             run.collected.add(error, None)

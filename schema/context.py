@@ -65,10 +65,8 @@ async def build_context(rt: Runtime, request: Request | None) -> Context:
     cache says (``api/members/liveness.py``), and so is a token of an ended session
     (``api/members/revocation.py``).
     """
-    headers = request.headers if request is not None else {}
-    request_id = headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
-    ctx = Context(rt, request, None, request_id)
-    header = headers.get("authorization", "")
+    request_id, header = _headers(request)
+    ctx = Context(rt, request, None, request_id or uuid.uuid4().hex)
     if header:
         scheme, _, token = header.partition(" ")
         try:
@@ -84,6 +82,25 @@ async def build_context(rt: Runtime, request: Request | None) -> Context:
             ctx.auth_error = exc if isinstance(exc, (Unauthenticated, Unavailable)) else (
                 Unauthenticated(exc.message))
     return ctx
+
+
+def _headers(request: Request | None) -> tuple[str, str]:
+    """The request id (at most 64 characters) and the ``Authorization`` header, as starlette's
+    ``Headers.get`` reads them (the first of each, latin-1), in one pass over the raw headers:
+    building starlette's ``Headers`` and asking it twice was a fifth of the whole context on
+    a cached token (7.2 -> 5.9 us)."""
+    if request is None:
+        return "", ""
+    request_id: bytes | None = None
+    authorization: bytes | None = None
+    for key, value in request.scope.get("headers", ()):
+        if key == b"authorization":
+            if authorization is None:
+                authorization = value
+        elif key == b"x-request-id" and request_id is None:
+            request_id = value
+    return ((request_id or b"").decode("latin-1")[:64],
+            (authorization or b"").decode("latin-1"))
 
 
 async def _is_revoked(rt: Runtime, session_id: str) -> bool:

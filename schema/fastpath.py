@@ -9,7 +9,9 @@ and drops the rest:
 
 - a document is parsed (token limit) and validated (same rules as the view) once per distinct
   query text, in a bounded LRU; only documents with exactly one query or mutation that
-  validated cleanly take this path;
+  validated cleanly take this path; each is compiled then too (``schema/compiled.py``, as a
+  trusted document is at start-up) and its plan runs it, so an ad-hoc ``me`` costs about what
+  the trusted one does; what the compiler does not plan runs on graphql-core;
 - the body is decoded and the answer encoded with orjson;
 - the context is built exactly as for the view (``schema.context.build_context``).
 
@@ -22,8 +24,10 @@ Trusted documents (``schema/trusted/``): a request naming a registered document 
 ``extensions.persistedQuery.sha256Hash`` runs the document parsed, validated and compiled
 (``schema/compiled.py``) at start-up: no parse, no validation, no cache look-up and none of
 graphql-core's per-field machinery per request (a document the compiler does not plan runs
-on graphql-core as any other document); an unknown hash answers Apollo's
-``PersistedQueryNotFound`` with ``BAD_USER_INPUT``. With ``trusted_documents_only`` any other
+on graphql-core as any other document); an unknown hash answers Apollo's message,
+``PersistedQueryNotFound`` (what Apollo's clients look for), with ``BAD_USER_INPUT``: the
+contract (``../shared/contract/README.md``, Errors) allows only its own codes, so not
+Apollo's ``PERSISTED_QUERY_NOT_FOUND``. With ``trusted_documents_only`` any other
 document (any method) from an anonymous or member caller is refused with ``FORBIDDEN``
 before it is parsed; admins and partners keep ad-hoc documents.
 
@@ -41,7 +45,7 @@ import logging
 import re
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from inspect import isawaitable
 from typing import Any
 
@@ -148,7 +152,10 @@ class _Prepared:
     document: DocumentNode
     name: str | None
     text: str | None = None  # set for a trusted document: its registered text
-    plan: Plan | None = None  # a trusted document's compiled plan, when it compiles
+    plan: Plan | None = None  # the document's compiled plan, when it compiles
+    # What a subclass derives from the document once and reuses on every request (the
+    # observer's operation label, keyed by operation name).
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -225,7 +232,8 @@ class FastGraphQL:
             ops = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
             if (len(ops) == 1 and ops[0].operation in (OperationType.QUERY, OperationType.MUTATION)
                     and not validate_document(self._core, document, self._rules)):
-                prepared = _Prepared(document, ops[0].name.value if ops[0].name else None)
+                name = ops[0].name.value if ops[0].name else None
+                prepared = _Prepared(document, name, plan=self._compile(document, name))
         self._documents[query] = prepared
         if len(self._documents) > _DOCUMENT_CACHE_SIZE:
             self._documents.popitem(last=False)
@@ -243,12 +251,18 @@ class FastGraphQL:
             raise ValueError(f"trusted document {digest[:16]}... does not validate: "
                              f"{errors[0].message}")
         name = ops[0].name.value if ops[0].name else None
+        return _Prepared(document, name, text, self._compile(document, name or digest[:16],
+                                                               logging.INFO))
+
+    def _compile(self, document: DocumentNode, name: str | None,
+                 level: int = logging.DEBUG) -> Plan | None:
+        """The plan of a validated document, or None (it runs on graphql-core) when the
+        compiler does not plan it: the answer is the same either way."""
         try:
-            plan: Plan | None = compile_operation(self.schema, document)
+            return compile_operation(self.schema, document)
         except Unsupported as exc:
-            log.info("trusted document %s runs uncompiled: %s", name or digest[:16], exc)
-            plan = None
-        return _Prepared(document, name, text, plan)
+            log.log(level, "document %s runs uncompiled: %s", name or "(anonymous)", exc)
+            return None
 
     def _persisted(self, data: dict[str, Any], extensions: Any) -> _Prepared | None:
         """The trusted document ``extensions.persistedQuery`` names; None when the request

@@ -38,6 +38,7 @@ from tests.conftest import (
 from tests.helpers_partners import announce
 
 DOCUMENTS = {operation_name(text): digest for digest, text in load().items()}
+TEXTS = {operation_name(text): text for text in load().values()}
 RANDOM = frozenset({"accessToken", "refreshToken", "receipt", "beginPasskeyLogin",
                     "beginPasskeyRegistration"})
 NEW_PASSWORD = "a brand new passphrase 77"
@@ -65,17 +66,32 @@ async def _send(client: httpx.AsyncClient, name: str, variables: Any,
     return response
 
 
+async def _ad_hoc(client: httpx.AsyncClient, text: str, variables: Any,
+                  token: str | None) -> httpx.Response:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    payload: dict[str, Any] = {"query": text}
+    if variables is not None:
+        payload["variables"] = variables
+    response = await client.post("/graphql", json=payload, headers=headers)
+    assert response.status_code == 200, response.text
+    return response
+
+
 async def _three_ways(client: httpx.AsyncClient, fast: FastGraphQL, name: str, variables: Any,
                       token: str | None) -> dict[str, Any]:
-    """A request that changes nothing: plan, graphql-core and strawberry's view agree."""
+    """A request that changes nothing: plan, graphql-core and strawberry's view agree; the
+    same text sent as an ad-hoc document runs a plan compiled when first seen: the same."""
     fast.compiled, fast.enabled = True, True
     planned = await _send(client, name, variables, token)
+    ad_hoc = await _ad_hoc(client, TEXTS[name], variables, token)
+    assert fast._documents[TEXTS[name]] is not None
+    assert fast._documents[TEXTS[name]].plan is not None, name
     fast.compiled = False
     uncompiled = await _send(client, name, variables, token)
     fast.enabled = False
     viewed = await _send(client, name, variables, token)
     fast.compiled, fast.enabled = True, True
-    assert planned.content == uncompiled.content, name
+    assert planned.content == uncompiled.content == ad_hoc.content, name
     assert planned.json() == viewed.json(), name
     return dict(planned.json())
 
@@ -368,3 +384,50 @@ async def test_a_registered_hash_runs_its_plan(app_client):
     body = (await _send(client, "Me", None, None)).json()
     assert body["data"] == {"me": None}
     assert _codes(body) == ["UNAUTHENTICATED"]
+
+
+async def test_an_ad_hoc_document_runs_its_plan(app_client, member):
+    """An ad-hoc document is compiled the first time it is seen and its plan answers from
+    then on (here another document's plan, swapped in): not graphql-core."""
+    client, fast = app_client
+    me, public = TEXTS["Me"], TEXTS["AccountPublic"]
+    body = (await _ad_hoc(client, me, None, member.token)).json()
+    assert body["data"]["me"]["userId"] == "alice"
+    await _ad_hoc(client, public, None, None)
+    fast._documents[me] = dataclasses.replace(fast._documents[me],
+                                              plan=fast._documents[public].plan)
+    body = (await _ad_hoc(client, me, None, member.token)).json()
+    assert list(body["data"]) == ["policy", "purposes"]
+    fast.compiled = False
+    body = (await _ad_hoc(client, me, None, member.token)).json()
+    assert body["data"]["me"]["userId"] == "alice"
+
+
+CONSENT_PAIR = ("mutation($p: String!, $v: String!) { g: giveConsent(purpose: $p, "
+                "policyVersion: $v) { state receipt } w: withdrawConsent(purpose: $p) "
+                "{ state receipt } }")
+
+
+async def test_ad_hoc_mutations_run_compiled_serially_as_the_view(rt, app_client, member):
+    """Consent writes as the web pages send them ad hoc: compiled (serially, give then
+    withdraw), on graphql-core and through strawberry's view, the same answers (receipts are
+    random by design), errors included."""
+    client, fast = app_client
+    version = (await policy.in_force(rt)).version
+    answers = []
+    for compiled, enabled in ((True, True), (False, True), (True, False)):
+        fast.compiled, fast.enabled = compiled, enabled
+        for variables in ({"p": "marketing", "v": version}, {"p": "marketing", "v": "0.1"},
+                          {"p": "nope", "v": version}):
+            body = (await _ad_hoc(client, CONSENT_PAIR, variables, member.token)).json()
+            answers.append(orjson.dumps(_masked(body)))
+        body = (await _ad_hoc(client, CONSENT_PAIR, {"p": "marketing", "v": version},
+                              None)).json()
+        answers.append(orjson.dumps(_masked(body)))
+    fast.compiled, fast.enabled = True, True
+    assert fast._documents[CONSENT_PAIR] is not None
+    assert fast._documents[CONSENT_PAIR].plan is not None
+    assert fast._documents[CONSENT_PAIR].plan.serial
+    first = orjson.loads(answers[0])
+    assert first["data"]["g"]["state"] == "GIVEN" and first["data"]["w"]["state"] == "WITHDRAWN"
+    assert answers[0:4] == answers[4:8] == answers[8:12], answers

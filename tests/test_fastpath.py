@@ -106,6 +106,26 @@ async def test_fast_path_answers_like_the_view(client, view_client, member, othe
     fast = _fast(client)
     assert fast._documents[ME] is not None and fast._documents[MEMBERS] is not None
     assert fast._documents["{ me { id nope } }"] is None
+    # what answered above was the plan compiled for each ad-hoc document when first seen
+    assert fast._documents[ME].plan is not None and fast._documents[MEMBERS].plan is not None
+    # the observer's label, derived once per document and operation name
+    assert fast._documents[ME].memo == {None: "me"}
+    assert fast._documents[MEMBERS].memo == {"Page": "members", None: "members"}
+
+
+async def test_the_first_authorization_header_decides_as_in_the_view(
+        client, view_client, member, other_member):
+    """The context reads the raw headers itself (schema/context.py): as starlette's
+    ``Headers.get``, the first of two ``Authorization`` headers is the caller."""
+    for tokens in ((member.token, other_member.token), (other_member.token, member.token),
+                   ("not-a-jwt", member.token)):
+        headers = [("authorization", f"Bearer {t}") for t in tokens]
+        payload = {"query": ME}
+        fast = await client.post("/graphql", json=payload, headers=headers)
+        slow = await view_client.post("/", json=payload, headers=headers)
+        assert fast.json() == slow.json()
+        if tokens[0] == member.token:
+            assert fast.json()["data"]["me"]["userId"] == "alice"
 
 
 async def test_fast_path_codes_match_the_contract(gql, member, admin):

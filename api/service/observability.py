@@ -149,7 +149,13 @@ class ObservedFastGraphQL(FastGraphQL):
     def _plan(self, body: bytes) -> Any:
         plan = super()._plan(body)
         if plan is not None:
-            note_operation(self.labels.of_document(plan[0].document, plan[2]))
+            prepared, _, name = plan
+            # The label depends on the document and the operation name only: derived once per
+            # prepared document (it lives as long as the document stays cached).
+            label = prepared.memo.get(name)
+            if label is None:
+                label = prepared.memo[name] = self.labels.of_document(prepared.document, name)
+            note_operation(label)
         return plan
 
 
