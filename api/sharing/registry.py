@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
@@ -37,7 +36,7 @@ from api.core.errors import BadInput, Conflict, NotFound
 from api.members import notifications
 from api.models.enums import LegalBasis, PartnerChangeKind, PartnerKind, PartnerStatus, PersonalField
 from api.models.partner import Partner, PartnerChange
-from api.platform import audit
+from api.platform import audit, plain_reads
 from api.platform.runtime import Runtime
 from api.security.sealed import open_sealed, seal
 from api.sharing.grants import PartnerState
@@ -175,7 +174,9 @@ async def concerned_by(purpose: str) -> list[str]:
     """Ids of the partners (any status) whose purpose is ``purpose``, or whose own consent
     purpose (``partner:<id>``) it is: the only grants a consent to ``purpose`` takes part in
     (``grant_for``). Asked on every consent change, whose common answer is none: one query
-    over the (small) partners table, written out rather than built by the ORM."""
+    over the (small) partners table, written out rather than built by the ORM, and read as a
+    plain row (``api/platform/plain_reads.py``): on SQLite it must not queue on the writer
+    connection behind the consent batches that the change has just left."""
     prefix, _, rest = purpose.partition(":")
     own: str | None = None
     if prefix == "partner":
@@ -183,13 +184,11 @@ async def concerned_by(purpose: str) -> list[str]:
             own = str(uuid.UUID(rest))
         except ValueError:
             pass  # not a partner id: only the purpose column can match
-    conn = connections.get("default")
-    rows = await conn.execute_query_dict(_CONCERNED[conn.capabilities.dialect], [purpose, own])
-    return [str(r["id"]) for r in rows]
+    rows = await plain_reads.fetch(Partner, _CONCERNED, purpose, own)
+    return [str(r[0]) for r in rows]
 
 
-_CONCERNED = {"postgres": 'SELECT "id" FROM "partners" WHERE "purpose" = $1 OR "id" = $2',
-              "sqlite": 'SELECT "id" FROM "partners" WHERE "purpose" = ? OR "id" = ?'}
+_CONCERNED = 'SELECT "id" FROM "partners" WHERE "purpose" = $1 OR "id" = $2'
 
 
 async def state(rt: Runtime, partner_id: str, at: datetime | None = None,
