@@ -60,7 +60,7 @@ async def seed_members(rt: Runtime, n: int, *, seed: int = 5, prefix: str = "r",
     (one password hash shared by all, as in bench/seed.py), with consent events given a day before
     ``rt.now()`` and some purchases."""
     rng = random.Random(seed)
-    shared_hash = hash_password(PASSWORD)
+    shared_hash = await hash_password(PASSWORD)
     now = rt.now()
     out: list[Seeded] = []
     members: list[Member] = []

@@ -60,7 +60,7 @@ async def bulk_members(rt: Runtime, n: int, prefix: str = "m",
     """``n`` members through the ORM in batches (SQLite or PostgreSQL)."""
     from api.models.member import Member, MemberKey
 
-    shared_hash = hash_password(PASSWORD)
+    shared_hash = await hash_password(PASSWORD)
     ids: list[str] = []
     batch_keys: list[MemberKey] = []
     batch: list[Member] = []
@@ -84,7 +84,7 @@ async def copy_members(rt: Runtime, dsn: str, n: int, prefix: str = "s",
     """``n`` members into PostgreSQL with COPY (asyncpg); returns seconds taken."""
     import asyncpg
 
-    shared_hash = hash_password(PASSWORD)
+    shared_hash = await hash_password(PASSWORD)
     started = time.perf_counter()
     conn = await asyncpg.connect(dsn.replace("postgres://", "postgresql://", 1))
     try:

@@ -41,9 +41,10 @@ async def create_admin(rt: Runtime, *, user_id: str, email: str, password: str) 
     validate_password(password, user_id=user_id, email=email)
     admin_id = uuid.uuid4()
     secret = totp.new_secret()
+    password_hash = await hash_password(password)
     try:
         await Admin.create(id=admin_id, user_id=user_id, email=email,
-                           password_hash=hash_password(password),
+                           password_hash=password_hash,
                            totp_secret_ct=_seal_secret(rt, secret, str(admin_id)),
                            created_at=rt.now())
     except IntegrityError:
@@ -54,7 +55,7 @@ async def create_admin(rt: Runtime, *, user_id: str, email: str, password: str) 
 
 async def _admin_login(rt: Runtime, admin: Admin, password: str, otp: str | None,
                        key: str, user_agent: str | None) -> TokenPair:
-    if not verify_password(admin.password_hash, password):
+    if not await verify_password(admin.password_hash, password):
         raise Unauthenticated("user id or password is wrong")
     if not otp:
         raise Unauthenticated("a one-time password is required", otpRequired=True)
@@ -81,9 +82,9 @@ async def login(rt: Runtime, user_id: str, password: str, otp: str | None = None
         return await _admin_login(rt, admin, password, otp, key, user_agent)
     member = await user_ids.find(rt, user_id)
     if member is None or member.status == MemberStatus.WITHDRAWN:
-        verify_password(DUMMY_HASH, password)  # same cost whether or not the account exists
+        await verify_password(DUMMY_HASH, password)  # same cost whether or not the account exists
         raise Unauthenticated("user id or password is wrong")
-    if not verify_password(member.password_hash, password):
+    if not await verify_password(member.password_hash, password):
         raise Unauthenticated("user id or password is wrong")
     await throttle.reset(key)
     await Member.filter(id=member.id).update(last_active_at=rt.now())
@@ -101,14 +102,15 @@ async def change_password(rt: Runtime, member_id: str, session_id: str, current:
     if not isinstance(current, str) or len(current) > 1024:
         raise BadInput("currentPassword is too long", field="currentPassword")
     member = await Member.get(id=member_id)
-    if not verify_password(member.password_hash, current):
+    if not await verify_password(member.password_hash, current):
         raise BadInput("currentPassword is not your password", field="currentPassword")
     if not isinstance(new, str):
         raise BadInput("password must be 12 to 128 characters", field="password")
     view = await members.get_view(rt, member_id)
     validate_password(new, user_id=view.user_id, email=view.email)
+    password_hash = await hash_password(new)
     async with in_transaction("default") as conn:
-        await Member.filter(id=member_id).using_db(conn).update(password_hash=hash_password(new))
+        await Member.filter(id=member_id).using_db(conn).update(password_hash=password_hash)
         await sessions.revoke_others(rt, member_id, session_id, conn)
         await audit.record(rt, f"member:{member_id}", "member.password_change", member_id,
                            using=conn)

@@ -64,12 +64,13 @@ async def reset(rt: Runtime, token: Any, new_password: Any) -> bool:
     except ConsentryError:
         pass  # dormant (identity in the vault): the other rules still apply
     validate_password(new_password, user_id=user_id, email=email)
+    password_hash = await hash_password(new_password)
     now = rt.now()
     async with in_transaction("default") as conn:
         await account_tokens.use(rt, RESET, token, conn)
         await account_tokens.retire(rt, conn, RESET, member_id)
         await Member.filter(id=member_id).using_db(conn).update(
-            password_hash=hash_password(new_password))
+            password_hash=password_hash)
         await Member.filter(id=member_id, email_verified_at=None).using_db(conn).update(
             email_verified_at=now)  # the link reached the address
         await ImportedMember.filter(member_id=member_id, password_set_at=None).using_db(

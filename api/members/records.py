@@ -198,6 +198,7 @@ async def register(rt: Runtime, *, user_id: str, email: str, full_name: str, pas
                                   "date_of_birth": date_of_birth, "phone": phone,
                                   "address": address})
     validate_password(password, user_id=user_id, email=profile["email"])
+    password_hash = await hash_password(password)
     member_id = uuid.uuid4()
     key, wrapped, version = new_data_key(rt.keys, str(member_id))
     now = rt.now()
@@ -208,7 +209,7 @@ async def register(rt: Runtime, *, user_id: str, email: str, full_name: str, pas
                                    using_db=conn)
             await Member.create(
                 id=member_id, status=MemberStatus.ACTIVE, created_at=now, last_active_at=now,
-                password_hash=hash_password(password),
+                password_hash=password_hash,
                 user_id_idx=user_ids.index(rt, user_id), user_id_folded=True,
                 email_idx=blind_index(rt.keys, "email", profile["email"]),
                 user_id_ct=key.encrypt("user_id", user_id),

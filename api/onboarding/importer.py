@@ -221,7 +221,7 @@ async def import_members(rt: Runtime, parsed: ParsedFile, *, batch_size: int = D
     checkpoint = await _checkpoint(rt, parsed, len(items), batch_size)
     size = checkpoint.batch_size  # a resumed run cuts the file exactly as the first one did
     summary = Summary(parsed.sha256, len(items), resumed_after=checkpoint.batches_done)
-    password_hash = hash_password(secrets.token_urlsafe(32))  # nobody ever knows this secret
+    password_hash = await hash_password(secrets.token_urlsafe(32))  # nobody ever knows this secret
     batches = [items[i:i + size] for i in range(0, len(items), size)]
     for index in range(checkpoint.batches_done, len(batches)):
         await _write_batch(rt, parsed.sha256, index, batches[index], password_hash, summary)

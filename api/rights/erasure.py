@@ -91,7 +91,7 @@ async def withdraw(rt: Runtime, member_id: str, password: str) -> Receipt:
         raise NotFound("member not found")
     key = throttle.throttle_key(rt, f"withdraw/{member_id}")  # a stolen token cannot guess on
     await throttle.check(rt, key)
-    if not isinstance(password, str) or len(password) > 1024 or not verify_password(
+    if not isinstance(password, str) or len(password) > 1024 or not await verify_password(
             member.password_hash, password):
         await throttle.record_failure(rt, key)
         raise Unauthenticated("password is wrong")
