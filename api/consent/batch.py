@@ -1,6 +1,6 @@
 """A batch of consent changes decided: each as it would be alone, in arrival order.
 
-Shared by both ways a batch is written (``api/consent/group_commit.py`` on the event loop,
+Shared by both ways a batch is written (``api/consent/batch_pg.py`` on the event loop,
 ``api/consent/batch_sqlite.py`` on SQLite's connection thread): given the batch's members and
 the latest event of each (member, purpose) as read under the batch's lock, every change gets
 its answer (a new event, the event already in force, or the domain error it alone gets), and
