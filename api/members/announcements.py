@@ -17,7 +17,6 @@ delivers partner events and mail.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +25,7 @@ from tortoise.transactions import in_transaction
 
 from api.models.announcements import Announcement
 from api.models.enums import MemberStatus
+from api.platform import plain_reads
 from api.platform.runtime import Runtime
 
 __all__ = ["BATCH", "fan_out", "fan_out_batch"]
@@ -54,20 +54,15 @@ _SQLITE_UUID = ("lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) |
 _INSERT_SQLITE = _INSERT.replace("gen_random_uuid()", _SQLITE_UUID)
 
 
-def _sql(conn: BaseDBAsyncClient, text: str) -> str:
-    # SQLite binds ?NNN by number, so each $N may appear more than once in either dialect.
-    return text if conn.capabilities.dialect == "postgres" else re.sub(r"\$(\d)", r"?\1", text)
-
-
 async def _bound(conn: BaseDBAsyncClient, params: list[Any]) -> tuple[str | None, int]:
-    rows = await conn.execute_query_dict(_sql(conn, _BOUND), params)
+    rows = await conn.execute_query_dict(plain_reads.for_dialect(_BOUND, conn.capabilities.dialect), params)
     return (str(rows[0]["last"]), int(rows[0]["n"])) if rows else (None, 0)
 
 
 async def _insert(conn: BaseDBAsyncClient, params: list[Any]) -> int:
     if conn.capabilities.dialect == "postgres":
         return int((await conn.execute_query_dict(_INSERT_PG, params))[0]["n"])
-    written, _ = await conn.execute_query(_sql(conn, _INSERT_SQLITE), params)
+    written, _ = await conn.execute_query(plain_reads.for_dialect(_INSERT_SQLITE, "sqlite"), params)
     return written
 
 

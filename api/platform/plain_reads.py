@@ -33,7 +33,7 @@ from tortoise import fields
 from tortoise.backends.base.client import BaseDBAsyncClient, TransactionalDBClient
 from tortoise.models import Model
 
-__all__ = ["fetch", "as_datetime", "close_readers"]
+__all__ = ["fetch", "for_dialect", "as_datetime", "close_readers"]
 
 _DATETIME = fields.DatetimeField()
 # Keyed by tortoise's aiosqlite connection: a reconnect (or a new store) gets a new reader,
@@ -43,7 +43,9 @@ _READERS: weakref.WeakKeyDictionary[Any, sqlite3.Connection | None] = (
 
 
 @functools.cache
-def _text(sql: str, dialect: str) -> str:
+def for_dialect(sql: str, dialect: str) -> str:
+    """``sql`` written with ``$1``-style parameters, as ``dialect`` takes them: SQLite binds
+    ``?1`` by number, so a parameter may appear more than once in either."""
     return sql.replace("$", "?") if dialect == "sqlite" else sql
 
 
@@ -89,7 +91,7 @@ async def fetch(model: type[Model], sql: str, *params: Any) -> Sequence[Any]:
     """Rows of ``sql`` (as tuples: read them by position) on ``model``'s connection."""
     db = model._meta.db
     dialect = db.capabilities.dialect
-    text = _text(sql, dialect)
+    text = for_dialect(sql, dialect)
     if dialect == "sqlite":
         reader = _reader(db)
         if reader is not None:
