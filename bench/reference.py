@@ -24,7 +24,7 @@ from api.models.enums import PersonalField
 from api.platform import ratelimit
 from api.platform.runtime import Runtime
 from api.sharing import oauth, pull
-from schema.context import principal_for
+from schema.context import build_context, principal_for
 
 __all__ = ["routes"]
 
@@ -41,12 +41,27 @@ def _member(view: MemberView) -> dict[str, object]:
 
 
 def routes(rt: Runtime) -> list[Route]:
-    async def plain_me(request: Request) -> Response:
-        view, current = await consent.member_and_current(rt, request.query_params["id"])
+    async def me_of(member_id: str) -> Response:
+        view, current = await consent.member_and_current(rt, member_id)
         consents = [{"purpose": c.purpose, "state": c.state.value,
                      "policyVersion": c.policy_version, "at": c.at.isoformat()}
                     for c in current]
         return _json({"me": {**_member(view), "consents": consents}})
+
+    async def plain_me(request: Request) -> Response:
+        """What ``me`` does: the caller checked as every request to ``/graphql`` is (the
+        bearer token, then the member's liveness and the session's revocation:
+        ``schema.context.build_context``, as ``plain_shared`` checks its partner's
+        credential), then the same read, minus GraphQL."""
+        ctx = await build_context(rt, request)
+        if ctx.principal is None or ctx.principal.role != "MEMBER":
+            return Response(status_code=401)
+        return await me_of(ctx.principal.subject)
+
+    async def plain_me_unchecked(request: Request) -> Response:
+        """The read alone, the member named in the URL and no caller checked: round 1's
+        reference, kept as a row so figures stay comparable across rounds."""
+        return await me_of(request.query_params["id"])
 
     async def plain_members(request: Request) -> Response:
         page = await admin_members.page(rt, int(request.query_params.get("first", "50")), None,
@@ -111,7 +126,8 @@ def routes(rt: Runtime) -> list[Route]:
     async def plain_hello(request: Request) -> Response:
         return _json({"hello": "world"})
 
-    return [Route("/plain/me", plain_me), Route("/plain/members", plain_members),
+    return [Route("/plain/me", plain_me), Route("/plain/me_unchecked", plain_me_unchecked),
+            Route("/plain/members", plain_members),
             Route("/plain/shared", plain_shared),
             Route("/plain/hello", plain_hello),
             Route("/plain/consent_pair", plain_consent_pair),
