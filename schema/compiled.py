@@ -4,13 +4,17 @@ A registered document (``schema/trusted/``) is parsed and validated once at star
 path (``schema/fastpath.py``) then compiles it, once, with :func:`compile_operation` into a
 tree of planned fields. Per request a plan does what graphql-core and strawberry would do
 for that document, and nothing else: it coerces the variables and arguments with
-graphql-core's own functions, builds the resolve info with strawberry's own function, runs
+graphql-core's own functions, builds the resolve info strawberry's ``build_resolve_info``
+builds (the same tuple, its layout checked against that function when compiling), runs
 strawberry's own ``PermissionExtension`` and calls the same resolver functions (so the same
 domain services); it completes values as graphql-core does (nulls, non-null propagation,
 lists, leaf coercion with each type's own ``coerce_output_value``), and locates and collects
 errors as graphql-core does, so the error mapping after it (``schema.errors.classify``) is
 the same. What it drops is the bookkeeping around that: field collection, resolve infos for
-plain attributes, ``Path`` objects for leaves, strawberry's per-call argument plumbing.
+plain attributes, ``Path`` objects nobody reads (a leaf's; a list item's unless an error, a
+resolver or a nested object needs it), a coroutine per resolver field (each stores its own
+value), strawberry's per-call argument plumbing (a resolver without arguments, parent
+parameter or permission is called directly).
 
 What compiles (anything else raises :class:`Unsupported` and the document keeps running on
 the fast path, correct and only slower):
@@ -33,7 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Iterator, Sequence
 from datetime import date, datetime
 from operator import methodcaller
 from typing import Any
@@ -58,7 +62,7 @@ from graphql import (
     get_argument_values,
     located_error,
 )
-from graphql.execution.executor import CollectedErrors, Executor
+from graphql.execution.executor import CollectedErrors, Executor, collect_iterator_awaitables
 from graphql.execution.values import VariableValues, get_variable_values
 from graphql.pyutils import Path, Undefined, gather_with_cancel, is_iterable
 from strawberry.execution import optimized_is_awaitable
@@ -72,6 +76,7 @@ __all__ = ["Plan", "Unsupported", "compile_operation"]
 _is_awaitable = optimized_is_awaitable
 _complete_leaf = Executor.complete_leaf_value  # graphql-core's own (a static method)
 _BACKGROUND: set[asyncio.Future[Any]] = set()
+_new_tuple = tuple.__new__
 
 
 class Unsupported(Exception):
@@ -100,11 +105,12 @@ _HELPERS = GraphQLResolveInfoHelpers(gather=_gather, track=_track)
 
 class _Run:
     """One request's execution state. The first ten attributes are the ones strawberry's
-    ``build_resolve_info`` reads from an executor: the plan builds resolve infos with it."""
+    ``build_resolve_info`` reads from an executor: the plan builds resolve infos with it, or
+    as it does (see :func:`_info_layout`)."""
 
     __slots__ = ("schema", "fragment_definitions", "root_value", "operation", "variable_values",
                  "context_value", "is_awaitable", "abort_signal", "async_helpers",
-                 "operation_extensions", "collected")
+                 "operation_extensions", "collected", "info_tail")
 
     def __init__(self, plan: Plan, context: Any, variable_values: VariableValues) -> None:
         self.schema = plan.core
@@ -117,7 +123,52 @@ class _Run:
         self.abort_signal = None
         self.async_helpers = _HELPERS
         self.operation_extensions = None
-        self.collected = CollectedErrors()
+        self.collected: CollectedErrors | None = None  # made with the first error
+        self.info_tail: tuple[Any, ...] | None = None  # made with the first resolve info
+
+    def add_error(self, error: GraphQLError, path: Path | None) -> None:
+        collected = self.collected
+        if collected is None:
+            collected = self.collected = CollectedErrors()
+        collected.add(error, path)
+
+    def errors(self) -> list[GraphQLError] | None:
+        return (self.collected.errors or None) if self.collected is not None else None
+
+
+# The run's part of a resolve info, in strawberry's order (the variables as their coerced dict).
+_RUN_PART = ("schema", "fragment_definitions", "root_value", "operation", "variable_values",
+             "context_value", "is_awaitable", "abort_signal", "async_helpers",
+             "operation_extensions")
+
+
+def _run_part(run: _Run) -> tuple[Any, ...]:
+    return (run.schema, run.fragment_definitions, run.root_value, run.operation,
+            run.variable_values.coerced, run.context_value, run.is_awaitable, run.abort_signal,
+            run.async_helpers, run.operation_extensions)
+
+
+def _info_layout(build_info: Callable[..., Any], field_def: Any, nodes: list[FieldNode],
+                 parent: GraphQLObjectType) -> type | None:
+    """The tuple type of strawberry's resolve info when ``build_info`` lays one out as the
+    field's name, nodes, return type, parent type and path, then :data:`_RUN_PART`: the plan
+    then makes the same tuple itself, the run's part once per request instead of once per
+    resolver. Checked on a probe run whose every attribute is a distinct marker; anything else
+    (a custom execution context, another strawberry) and the plan calls ``build_info``."""
+    probe = _Run.__new__(_Run)
+    for name in _RUN_PART:
+        setattr(probe, name, object())
+    probe.variable_values = VariableValues({}, {})
+    path = Path(None, "probe", None)
+    try:
+        info = build_info(probe, field_def, nodes, parent, path)
+    except Exception:  # noqa: BLE001 - a layout the plan does not know: use build_info
+        return None
+    expected = (nodes[0].name.value, nodes, field_def.type, parent, path, *_run_part(probe))
+    if (not isinstance(info, tuple) or len(info) != len(expected)
+            or any(got is not want for got, want in zip(info, expected, strict=True))):
+        return None
+    return type(info)
 
 
 # -- completion: graphql-core's complete_value, planned per return type ----------------------
@@ -210,23 +261,34 @@ class _Object(_Completer):
         return _execute_fields(run, self.steps, value, path)
 
 
+def _item_path(path: Path | None, index: int | None) -> Path | None:
+    """The path of item ``index`` of the list at ``path`` (``path`` itself without one)."""
+    return path if index is None else Path(path, index, None)
+
+
 class _List(_Completer):
     def __init__(self, item: _Completer, item_type: Any, f: _Field) -> None:
         self.item = item
         self.item_type = item_type
         self.item_non_null = isinstance(item_type, GraphQLNonNull)
+        # A list of objects: its items completed by one loop (see _complete_objects).
+        inner = item.inner if isinstance(item, _NonNull) else item
+        self.object_steps = inner.steps if isinstance(inner, _Object) else None
         self.message = (f"Expected Iterable, but did not find one for field "
                         f"'{f.parent.name}.{f.name}'.")
 
     def complete(self, run: _Run, f: _Field, path: Path | None, value: Any) -> Any:
         if value is None or value is Undefined:
             return None
-        if isinstance(value, Exception):
-            raise value
-        if isinstance(value, AsyncIterable):  # no resolver here returns one: the same items,
-            return self._complete_async_iterable(run, f, path, value)  # collected first
-        if not is_iterable(value):
-            raise GraphQLError(self.message)
+        if type(value) is not list:  # a list is iterable and not an async iterable
+            if isinstance(value, Exception):
+                raise value
+            if isinstance(value, AsyncIterable):  # no resolver here returns one: the same
+                return self._complete_async_iterable(run, f, path, value)  # items, first
+            if not is_iterable(value):
+                raise GraphQLError(self.message)
+        if self.object_steps is not None:
+            return self._complete_objects(run, f, path, value)
         return self._complete_items(run, f, path, value)
 
     async def _complete_async_iterable(self, run: _Run, f: _Field, path: Path | None,
@@ -238,25 +300,70 @@ class _List(_Completer):
     def _complete_items(self, run: _Run, f: _Field, path: Path | None, items: Any) -> Any:
         results: list[Any] = []
         awaiting: list[int] = []
-        complete = self.item.complete
-        index = 0
-        for item in items:
-            item_path = Path(path, index, None)
-            if _is_awaitable(item):
-                results.append(self._complete_awaitable_item(run, f, item_path, item))
+        iterator = iter(items)
+        try:
+            for index, item in enumerate(iterator):
+                self._complete_item(run, f, path, index, item, results, awaiting)
+        except Exception:
+            _settle_list(results, awaiting, iterator)
+            raise
+        if not awaiting:
+            return results
+        return _gather_items(results, awaiting)
+
+    def _complete_item(self, run: _Run, f: _Field, path: Path | None, index: int, item: Any,
+                       results: list[Any], awaiting: list[int]) -> None:
+        """graphql-core's completion of one list item, appended to ``results``. A leaf's
+        completion does not read its path: the item's is made only for an error then."""
+        item_path = None if self.item.leaf else Path(path, index, None)
+        if _is_awaitable(item):
+            results.append(self._complete_awaitable_item(
+                run, f, item_path or Path(path, index, None), item))
+            awaiting.append(index)
+            return
+        try:
+            completed = self.item.complete(run, f, item_path, item)
+            if _is_awaitable(completed):
+                results.append(self._await_item(run, f, item_path or Path(path, index, None),
+                                                 completed))
                 awaiting.append(index)
             else:
+                results.append(completed)
+        except Exception as raw:
+            _field_error(run, raw, self.item_non_null, f.nodes,
+                         item_path or Path(path, index, None))
+            results.append(None)
+
+    def _complete_objects(self, run: _Run, f: _Field, path: Path | None, items: Any) -> Any:
+        """:meth:`_complete_items` for a list of objects: an object item is completed in place
+        (what ``_NonNull`` and ``_Object`` would do for it) and its Path is made only when
+        something needs it (an error, a resolver, a field that is not a leaf)."""
+        steps = self.object_steps
+        assert steps is not None
+        results: list[Any] = []
+        awaiting: list[int] = []
+        iterator = iter(items)
+        try:
+            for index, item in enumerate(iterator):
+                if (item is None or item is Undefined or isinstance(item, Exception)
+                        or _is_awaitable(item)):
+                    self._complete_item(run, f, path, index, item, results, awaiting)
+                    continue
                 try:
-                    completed = complete(run, f, item_path, item)
-                    if _is_awaitable(completed):
-                        results.append(self._await_item(run, f, item_path, completed))
-                        awaiting.append(index)
-                    else:
-                        results.append(completed)
+                    completed = _execute_fields(run, steps, item, path, index)
                 except Exception as raw:
-                    _field_error(run, raw, self.item_non_null, f.nodes, item_path)
+                    _field_error(run, raw, self.item_non_null, f.nodes, Path(path, index, None))
                     results.append(None)
-            index += 1
+                    continue
+                if type(completed) is dict:
+                    results.append(completed)
+                else:
+                    results.append(self._await_item(run, f, Path(path, index, None),
+                                                     completed))
+                    awaiting.append(index)
+        except Exception:
+            _settle_list(results, awaiting, iterator)
+            raise
         if not awaiting:
             return results
         return _gather_items(results, awaiting)
@@ -281,6 +388,15 @@ class _List(_Completer):
             return None
 
 
+def _settle_list(results: list[Any], awaiting: list[int], iterator: Iterator[Any]) -> None:
+    """As graphql-core when an item's error nulls the list: the items already pending, and
+    the awaitable items not reached yet, still run to the end (in the background)."""
+    pending = [results[i] for i in awaiting]
+    pending.extend(collect_iterator_awaitables(iterator, _is_awaitable))
+    if pending:
+        _settle_in_background(pending)
+
+
 async def _gather_items(results: list[Any], awaiting: list[int]) -> list[Any]:
     if len(awaiting) == 1:
         results[awaiting[0]] = await results[awaiting[0]]
@@ -297,7 +413,7 @@ def _field_error(run: _Run, raw: Exception, non_null: bool, nodes: list[FieldNod
     error = located_error(raw, nodes, path.as_list())
     if non_null:
         raise error
-    run.collected.add(error, path)
+    run.add_error(error, path)
 
 
 # -- fields ----------------------------------------------------------------------------------
@@ -324,6 +440,13 @@ class _Field:
         self.info_param: str | None = None
         self.info_class: Any = None
         self.build_info: Callable[..., Any] | None = None
+        self.info_type: type | None = None  # see _info_layout
+        self.info_head: tuple[Any, ...] = (self.name, self.nodes, field_def.type, parent)
+        # No arguments, no parent or root parameter, no permission: the resolver is called
+        # with the source (its self) and the info only, and awaited when it is a coroutine
+        # function (strawberry's kwargs plumbing gives that same call).
+        self.bare = False
+        self.coroutine = False
         self.scalar_registry: Any = None
         self.config: Any = None
         self.shortcuts: dict[type, Any] = {}  # a leaf's (see _shortcuts)
@@ -333,78 +456,115 @@ class _Field:
         if isinstance(inner, _Leaf):
             self.shortcuts = inner.shortcuts
 
-    def complete_attribute(self, run: _Run, value: Any, parent_path: Path | None) -> Any:
+    def complete_attribute(self, run: _Run, value: Any, parent_path: Path | None,
+                           index: int | None = None) -> Any:
         """A plain field once its attribute is read (strawberry's default resolver is
-        ``getattr(source, python_name)``): graphql-core's ``execute_field`` from there."""
-        path = None if self.completer.leaf else Path(parent_path, self.key, self.parent.name)
+        ``getattr(source, python_name)``): graphql-core's ``execute_field`` from there. The
+        source is item ``index`` of the list at ``parent_path`` when ``index`` is given."""
+        path = None if self.completer.leaf else self.path_in(parent_path, index)
         try:
             if _is_awaitable(value):
-                path = path or Path(parent_path, self.key, self.parent.name)
-                return self._complete_awaitable(run, path, value)
+                return self._complete_awaitable(run, path or self.path_in(parent_path, index),
+                                                value)
             completed = self.completer.complete(run, self, path, value)
             if _is_awaitable(completed):
-                return self._await_completed(run, path or Path(parent_path, self.key,
-                                                                self.parent.name), completed)
+                return self._await_completed(run, path or self.path_in(parent_path, index),
+                                             completed)
             return completed
         except Exception as raw:
             _field_error(run, raw, self.non_null, self.nodes,
-                         path or Path(parent_path, self.key, self.parent.name))
+                         path or self.path_in(parent_path, index))
             return None
 
-    def execute_resolver(self, run: _Run, source: Any, parent_path: Path | None) -> Any:
+    def path_in(self, parent_path: Path | None, index: int | None = None) -> Path:
+        return Path(_item_path(parent_path, index), self.key, self.parent.name)
+
+    def resolve_info(self, run: _Run, path: Path) -> Any:
+        """strawberry's resolve info for this field (see :func:`_info_layout`)."""
+        if self.info_type is None:
+            assert self.build_info is not None
+            return self.build_info(run, self.field_def, self.nodes, self.parent, path)
+        run_part = run.info_tail
+        if run_part is None:
+            run_part = run.info_tail = _run_part(run)
+        return _new_tuple(self.info_type, (*self.info_head, path, *run_part))
+
+    def execute_resolver(self, run: _Run, source: Any, parent_path: Path | None,
+                         results: dict[str, Any]) -> Coroutine[Any, Any, dict[str, Any]] | None:
+        """graphql-core's ``execute_field`` up to the resolver call (arguments and resolve
+        info, whose errors are this field's at once); the coroutine returned runs the resolver,
+        completes its value, stores it under the field's key in ``results`` and returns
+        ``results``. None when the field failed before (its error is recorded)."""
         path = Path(parent_path, self.key, self.parent.name)
         try:
             args = get_argument_values(self.field_def, self.node, run.variable_values, None,
                                        False) if self.has_args else {}
-            assert self.build_info is not None
-            raw_info = self.build_info(run, self.field_def, self.nodes, self.parent, path)
+            raw_info = self.resolve_info(run, path)
         except Exception as raw:
             _field_error(run, raw, self.non_null, self.nodes, path)
             return None
-        return self._resolve_and_complete(run, path, source, raw_info, args)
+        return self._resolve_and_complete(run, path, source, raw_info, args, results)
 
     async def _resolve_and_complete(self, run: _Run, path: Path, source: Any, raw_info: Any,
-                                    args: dict[str, Any]) -> Any:
+                                    args: dict[str, Any],
+                                    results: dict[str, Any]) -> dict[str, Any]:
         """What strawberry's async resolver does (its Info, its argument conversion, its
         permission extension, then the resolver function), then graphql-core's completion of
         an awaited value: any error is this field's."""
         try:
             info = self.info_class(_raw_info=raw_info, _field=self.definition)
-            kwargs = convert_arguments(args, self.definition.arguments,
-                                       scalar_registry=self.scalar_registry, config=self.config,
-                                       info=info) if self.definition.arguments else {}
-            call_args = (source,) if self.self_param else ()
-            for name in self.source_params:
-                kwargs[name] = source
-            if self.info_param is not None:
-                kwargs[self.info_param] = info
-            # strawberry hands the info to the extensions separately, and back to the
-            # resolver under the key "info" (a differently named info parameter stays).
-            requested = "info" in kwargs
-            if requested:
-                del kwargs["info"]
             function = self.function
             assert function is not None
-            if self.permission is None:
-                if requested:
-                    kwargs["info"] = info
-                result = function(*call_args, **kwargs)
+            if self.bare:
+                call_args = (source,) if self.self_param else ()
+                result = (function(*call_args, **{self.info_param: info})
+                          if self.info_param is not None else function(*call_args))
+                if self.coroutine:
+                    result = await result
+                elif inspect.isawaitable(result):
+                    result = await result
             else:
-                def call(_source: Any, info: Any, **kwargs: Any) -> Any:
-                    if requested:
-                        kwargs["info"] = info
-                    return function(*call_args, **kwargs)
-
-                result = self.permission.resolve_async(call, source, info, **kwargs)
-            if inspect.isawaitable(result):
-                result = await result
+                result = await self._call(function, source, info, args)
             completed = self.completer.complete(run, self, path, result)
             if _is_awaitable(completed):
                 completed = await completed
         except Exception as raw:
             _field_error(run, raw, self.non_null, self.nodes, path)
-            return None
-        return completed
+            completed = None
+        results[self.key] = completed
+        return results
+
+    async def _call(self, function: Callable[..., Any], source: Any, info: Any,
+                    args: dict[str, Any]) -> Any:
+        """strawberry's call of a resolver with arguments, parent or root parameters or a
+        permission extension."""
+        kwargs = convert_arguments(args, self.definition.arguments,
+                                   scalar_registry=self.scalar_registry, config=self.config,
+                                   info=info) if self.definition.arguments else {}
+        call_args = (source,) if self.self_param else ()
+        for name in self.source_params:
+            kwargs[name] = source
+        if self.info_param is not None:
+            kwargs[self.info_param] = info
+        # strawberry hands the info to the extensions separately, and back to the
+        # resolver under the key "info" (a differently named info parameter stays).
+        requested = "info" in kwargs
+        if requested:
+            del kwargs["info"]
+        if self.permission is None:
+            if requested:
+                kwargs["info"] = info
+            result = function(*call_args, **kwargs)
+        else:
+            def call(_source: Any, info: Any, **kwargs: Any) -> Any:
+                if requested:
+                    kwargs["info"] = info
+                return function(*call_args, **kwargs)
+
+            result = self.permission.resolve_async(call, source, info, **kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
 
     async def _complete_awaitable(self, run: _Run, path: Path, result: Awaitable[Any]) -> Any:
         try:
@@ -424,18 +584,6 @@ class _Field:
             return None
 
 
-def _execute_field(run: _Run, f: _Field, source: Any, path: Path | None) -> Any:
-    """graphql-core's ``execute_field`` (the shortcuts of :func:`_execute_fields` aside)."""
-    if f.function is not None:
-        return f.execute_resolver(run, source, path)
-    try:
-        value = getattr(source, f.attr)
-    except Exception as raw:
-        _field_error(run, raw, f.non_null, f.nodes, Path(path, f.key, f.parent.name))
-        return None
-    return f.complete_attribute(run, value, path)
-
-
 # One field of a selection set as the loop below reads it: the field, its response key, the
 # attribute to read (None: it has a resolver), its leaf shortcuts, and whether it is non-null.
 _Step = tuple[_Field, str, str | None, dict[type, Any], bool]
@@ -447,64 +595,90 @@ def _steps(fields: list[_Field]) -> tuple[_Step, ...]:
                  for f in fields)
 
 
-def _execute_fields(run: _Run, steps: tuple[_Step, ...], source: Any,
-                    path: Path | None) -> Any:
+def _execute_fields(run: _Run, steps: tuple[_Step, ...], source: Any, path: Path | None,
+                    index: int | None = None) -> Any:
     """graphql-core's ``execute_fields``: in order, awaitables gathered together. A plain
     attribute is read here; a leaf value with a shortcut (:func:`_shortcuts`), or a null where
-    null is allowed, is stored without going through completion."""
+    null is allowed, is stored without going through completion. ``source`` is item ``index``
+    of the list at ``path`` when ``index`` is given: its Path is made when first needed.
+
+    Returns the fields' values, or an awaitable of them: each pending field stores its own
+    value, so one pending field is awaited as it is (no gathering coroutine around it)."""
     results: dict[str, Any] = {}
-    awaiting: list[str] = []
+    awaiting: list[Awaitable[Any]] = []
     try:
         for f, key, attr, shortcuts, non_null in steps:
-            if attr is not None:
-                try:
-                    value = getattr(source, attr)
-                except Exception as raw:
-                    _field_error(run, raw, non_null, f.nodes, Path(path, key, f.parent.name))
-                    results[key] = None
+            if attr is None:
+                if index is not None:
+                    path, index = Path(path, index, None), None
+                pending = f.execute_resolver(run, source, path, results)
+                results[key] = pending
+                if pending is not None:
+                    awaiting.append(pending)
+                continue
+            try:
+                value = getattr(source, attr)
+            except Exception as raw:
+                _field_error(run, raw, non_null, f.nodes, f.path_in(path, index))
+                results[key] = None
+                continue
+            convert = shortcuts.get(type(value), _NO_SHORTCUT)
+            if convert is None:
+                results[key] = value
+                continue
+            if convert is not _NO_SHORTCUT:
+                converted = convert(value)
+                if converted is not None:
+                    results[key] = converted
                     continue
-                convert = shortcuts.get(type(value), _NO_SHORTCUT)
-                if convert is None:
-                    results[key] = value
-                    continue
-                if convert is not _NO_SHORTCUT:
-                    converted = convert(value)
-                    if converted is not None:
-                        results[key] = converted
-                        continue
-                if value is None and not non_null:
-                    results[key] = None
-                    continue
-                value = f.complete_attribute(run, value, path)
-            else:
-                value = f.execute_resolver(run, source, path)
-            results[key] = value
+            if value is None and not non_null:
+                results[key] = None
+                continue
+            value = f.complete_attribute(run, value, path, index)
             if _is_awaitable(value):
-                awaiting.append(key)
+                value = _store(results, key, value)
+                awaiting.append(value)
+            results[key] = value
     except Exception:
         if awaiting:
-            _settle_in_background([results[key] for key in awaiting])
+            _settle_in_background(awaiting)
         raise
     if not awaiting:
         return results
+    if len(awaiting) == 1:
+        return awaiting[0]
     return _gather_fields(results, awaiting)
 
 
-async def _gather_fields(results: dict[str, Any], awaiting: list[str]) -> dict[str, Any]:
-    if len(awaiting) == 1:
-        results[awaiting[0]] = await results[awaiting[0]]
-    else:
-        values = await gather_with_cancel(*(results[key] for key in awaiting))
-        results.update(zip(awaiting, values, strict=True))
+async def _store(results: dict[str, Any], key: str, value: Awaitable[Any]) -> dict[str, Any]:
+    results[key] = await value
     return results
 
 
-async def _execute_serially(run: _Run, fields: list[_Field]) -> dict[str, Any]:
+async def _gather_fields(results: dict[str, Any],
+                         awaiting: list[Awaitable[Any]]) -> dict[str, Any]:
+    await gather_with_cancel(*awaiting)
+    return results
+
+
+async def _execute_serially(run: _Run, steps: tuple[_Step, ...]) -> dict[str, Any]:
     """graphql-core's ``execute_fields_serially`` (a mutation's root fields, one by one)."""
     results: dict[str, Any] = {}
-    for f in fields:
-        value = _execute_field(run, f, None, None)
-        results[f.key] = await value if _is_awaitable(value) else value
+    for f, key, attr, _, _ in steps:
+        if attr is None:
+            results[key] = None
+            pending = f.execute_resolver(run, None, None, results)
+            if pending is not None:
+                await pending
+            continue
+        try:
+            value = getattr(None, attr)
+        except Exception as raw:
+            _field_error(run, raw, f.non_null, f.nodes, f.path_in(None))
+            results[key] = None
+            continue
+        value = f.complete_attribute(run, value, None)
+        results[key] = await value if _is_awaitable(value) else value
     return results
 
 
@@ -531,14 +705,14 @@ class Plan:
         data: dict[str, Any] | None
         try:
             if self.serial:
-                data = await _execute_serially(run, self.fields)
+                data = await _execute_serially(run, self.steps)
             else:
                 result = _execute_fields(run, self.steps, None, None)
-                data = await result if _is_awaitable(result) else result
+                data = result if type(result) is dict else await result
         except GraphQLError as error:
-            run.collected.add(error, None)
+            run.add_error(error, None)
             data = None
-        return ExecutionResult(data, run.collected.errors or None)
+        return ExecutionResult(data, run.errors())
 
 
 def compile_operation(schema: strawberry.Schema, document: DocumentNode) -> Plan:
@@ -635,6 +809,9 @@ class _Compiler:
         f.info_param = resolver.info_parameter.name if resolver.info_parameter else None
         f.info_class = self.info_class
         f.build_info = self.build_info
+        f.info_type = _info_layout(self.build_info, f.field_def, f.nodes, f.parent)
+        f.bare = not definition.arguments and not f.source_params and f.permission is None
+        f.coroutine = inspect.iscoroutinefunction(function)
         f.scalar_registry = self.scalar_registry
         f.config = self.config
 
