@@ -173,12 +173,18 @@ class _Refused(Exception):
             {"message": message, "extensions": {"code": code, **extensions}}]})
 
 
-def _header(scope: Scope, name: bytes) -> bytes:
+def _content_headers(scope: Scope) -> tuple[bytes, bytes]:
+    """The first ``content-type`` and the first ``accept`` header (else empty), in one pass."""
     headers: Iterable[tuple[bytes, bytes]] = scope.get("headers", ())
+    content_type: bytes | None = None
+    accept: bytes | None = None
     for key, value in headers:
-        if key == name:
-            return value
-    return b""
+        if key == b"content-type":
+            if content_type is None:
+                content_type = value
+        elif key == b"accept" and accept is None:
+            accept = value
+    return content_type or b"", accept or b""
 
 
 class FastGraphQL:
@@ -272,8 +278,10 @@ class FastGraphQL:
         if reference is None:
             return None
         digest = reference.get("sha256Hash") if type(reference) is dict else None
+        # A registered hash is well formed: only another one is matched against the pattern.
         if (type(reference) is not dict or reference.get("version") != 1
-                or type(digest) is not str or not _SHA256.fullmatch(digest)):
+                or type(digest) is not str
+                or (digest not in self._trusted and not _SHA256.fullmatch(digest))):
             raise _Refused("extensions.persistedQuery needs version 1 and a sha256Hash (64 "
                            "lowercase hex digits)", "BAD_USER_INPUT")
         query = data.get("query")
@@ -322,9 +330,10 @@ class FastGraphQL:
 
     # -- ASGI ------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        content_type, accept = _content_headers(scope)
         if (scope["type"] != "http" or scope["method"] != "POST"
-                or not _header(scope, b"content-type").startswith(b"application/json")
-                or b"multipart" in _header(scope, b"accept")):
+                or not content_type.startswith(b"application/json")
+                or b"multipart" in accept):
             if scope["type"] == "http" and not await self._may_send_ad_hoc(scope, receive):
                 await _answer(send, _Refused(_AD_HOC_REFUSED, "FORBIDDEN").payload)
                 return
