@@ -18,15 +18,16 @@ from typing import Any
 
 from api.consent import receipts
 from api.consent.purposes import PurposeView
-from api.consent.views import ConsentView
+from api.consent.views import ConsentView, view_of_row
 from api.core.errors import Conflict, NotFound
 from api.core.ordered_ids import ordered_uuid
 from api.models.enums import ConsentState, MemberStatus
-from api.platform import audit, plain_reads
+from api.platform import audit
 from api.platform.runtime import Runtime
 from api.security.envelope import DataKey, unwrap
 
-__all__ = ["Change", "Member", "Outcome", "MAX_BATCH", "take", "decide", "latest_view"]
+__all__ = ["Change", "Member", "Outcome", "MAX_BATCH", "take", "decide", "read_back",
+           "LATEST_COLUMNS"]
 
 MAX_BATCH = 64
 
@@ -105,11 +106,20 @@ def decide(batch: Sequence[Change], members: Mapping[str, Member],
     return outcomes, rows, entries
 
 
-def latest_view(r: Mapping[str, Any]) -> ConsentView:
-    """An event read back by a batch's read (``id``, ``member_id``, ``purpose``, ``state``,
-    ``policy_version``, ``at``, ``receipt``)."""
-    return ConsentView(str(r["id"]), str(r["member_id"]), r["purpose"], ConsentState(r["state"]),
-                       r["policy_version"], plain_reads.as_datetime(r["at"]), r["receipt"])
+# What both batch reads select, in this order: the member's status and wrapped key, then its
+# latest event for the pair (null columns when it has none) in ConsentView's order.
+LATEST_COLUMNS = ('m."status", k."wrapped", k."kek_version", e."id", p."member_id", '
+                  'p."purpose", e."state", e."policy_version", e."at", e."receipt"')
+
+
+def read_back(found: Sequence[Any]) -> tuple[dict[str, Member],
+                                             dict[tuple[str, str], ConsentView]]:
+    """The members and latest events of a batch's read (rows of :data:`LATEST_COLUMNS`)."""
+    members = {str(r["member_id"]): Member(r["status"], r["wrapped"], r["kek_version"])
+               for r in found}
+    latest = {(str(r["member_id"]), r["purpose"]): view_of_row(r[3:])
+              for r in found if r["id"] is not None}
+    return members, latest
 
 
 def _event(key: DataKey, change: Change) -> tuple[ConsentView, dict[str, object], audit.Entry]:

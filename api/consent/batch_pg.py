@@ -19,7 +19,7 @@ import asyncpg
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError, OperationalError, TransactionManagementError
 
-from api.consent.batch import Change, Member, Outcome, decide, latest_view
+from api.consent.batch import LATEST_COLUMNS, Change, Outcome, decide, read_back
 from api.models.consent import ConsentEvent
 from api.platform import audit
 
@@ -33,8 +33,7 @@ _LOCK = ('BEGIN; SELECT 1 FROM "members" WHERE "id" IN ({ids}) ORDER BY "id" '
 # sorted the pair's whole history whenever the planner's statistics lagged behind a growing
 # table (4 ms for a thousand events, in the write benchmark).
 _READ = (
-    'SELECT p."member_id", p."purpose", m."status", k."wrapped", k."kek_version", e."id", '
-    'e."state", e."policy_version", e."at", e."receipt" '
+    f'SELECT {LATEST_COLUMNS} '  # noqa: S608 (constants)
     'FROM unnest($1::uuid[], $2::text[]) AS p("member_id", "purpose") '
     'JOIN "members" m ON m."id" = p."member_id" JOIN "member_keys" k ON k."member_id" = m."id" '
     'LEFT JOIN LATERAL (SELECT l."id", l."state", l."policy_version", l."at", l."receipt" '
@@ -53,10 +52,7 @@ async def write(client: BaseDBAsyncClient, batch: Sequence[Change]) -> list[Outc
         try:
             await con.execute(_LOCK.format(ids=ids))
             found = await con.fetch(_READ, [m for m, _ in pairs], [p for _, p in pairs])
-            members = {str(r["member_id"]): Member(r["status"], r["wrapped"], r["kek_version"])
-                       for r in found}
-            latest = {(str(r["member_id"]), r["purpose"]): latest_view(r)
-                      for r in found if r["id"] is not None}
+            members, latest = read_back(found)
             outcomes, rows, entries = decide(batch, members, latest)
             if rows:
                 sql, values = audit.record_rows_pg(ConsentEvent, rows, entries)

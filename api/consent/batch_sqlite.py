@@ -19,8 +19,7 @@ from collections.abc import Callable, Sequence
 
 from tortoise.exceptions import TransactionManagementError
 
-from api.consent.batch import Change, Member, Outcome, decide, latest_view, take
-from api.consent.views import ConsentView
+from api.consent.batch import LATEST_COLUMNS, Change, Outcome, decide, read_back, take
 from api.models.consent import ConsentEvent
 from api.platform import audit
 from api.platform.sqlite_immediate import immediate
@@ -37,9 +36,8 @@ Settle = Callable[[Sequence[Change], Sequence[Outcome]], None]
 # then the greatest id among the events of that instant. Never a sort of the pair's history,
 # which grows with every change.
 READ = (
-    'WITH p("member_id", "purpose") AS (VALUES {pairs}) '
-    'SELECT p."member_id", p."purpose", m."status", k."wrapped", k."kek_version", e."id", '
-    'e."state", e."policy_version", e."at", e."receipt" FROM p '
+    'WITH p("member_id", "purpose") AS (VALUES {pairs}) '  # noqa: S608 (constants)
+    f'SELECT {LATEST_COLUMNS} FROM p '
     'JOIN "members" m ON m."id" = p."member_id" JOIN "member_keys" k ON k."member_id" = m."id" '
     'LEFT JOIN "consent_events" e ON e."id" = (SELECT l."id" FROM "consent_events" l '
     'WHERE l."member_id" = p."member_id" AND l."purpose" = p."purpose" '
@@ -83,11 +81,7 @@ def _write(conn: sqlite3.Connection, batch: Sequence[Change]) -> list[Outcome]:
     with immediate(conn):
         found = conn.execute(READ.format(pairs=", ".join("(?, ?)" for _ in pairs)),
                              [v for pair in pairs for v in pair]).fetchall()
-        members = {str(r["member_id"]): Member(r["status"], r["wrapped"], r["kek_version"])
-                   for r in found}
-        latest: dict[tuple[str, str], ConsentView] = {
-            (str(r["member_id"]), r["purpose"]): latest_view(r)
-            for r in found if r["id"] is not None}
+        members, latest = read_back(found)
         outcomes, rows, entries = decide(batch, members, latest)
         if rows:
             audit.record_rows_sqlite(conn, ConsentEvent, rows, entries)

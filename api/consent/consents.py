@@ -24,13 +24,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
-from typing import Any
 
 from api.consent import group_commit, policy
 from api.consent.events import ConsentChanged
 from api.consent.purposes import PurposeView, get_purpose
-from api.consent.views import ConsentView
+from api.consent.views import ConsentView, view_of_row
 from api.core.errors import BadInput, NotFound
 from api.members import records as members
 from api.members.records import MemberView
@@ -109,7 +107,7 @@ async def current(member_id: str) -> list[ConsentView]:
     # Only the latest row per purpose leaves the database, as values (no model instances): a
     # long history must not make every ``me`` read load all of it (``api/platform/plain_reads.py``).
     found = await plain_reads.fetch(ConsentEvent, _CURRENT, str(uuid.UUID(str(member_id))))
-    return [_current_view(row) for row in found]
+    return [view_of_row(row) for row in found]
 
 
 async def member_and_current(rt: Runtime, member_id: str) -> tuple[MemberView, list[ConsentView]]:
@@ -117,13 +115,7 @@ async def member_and_current(rt: Runtime, member_id: str) -> tuple[MemberView, l
     found = await plain_reads.fetch(Member, _MEMBER_AND_CURRENT, str(member_id))
     view, _ = members.view_from_row(rt, member_id, found[0] if found else None)
     width = members.READ_WIDTH
-    return view, [_current_view(row[width:]) for row in found if row[width] is not None]
-
-
-def _current_view(row: Sequence[Any]) -> ConsentView:
-    id_, member, purpose, state, version, at, receipt = row
-    return ConsentView(str(id_), str(member), purpose, ConsentState(state), version,
-                       plain_reads.as_datetime(at), receipt)
+    return view, [view_of_row(row[width:]) for row in found if row[width] is not None]
 
 
 # The latest event of each purpose is the one no event of that purpose follows, in (at, id)

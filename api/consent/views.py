@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from api.models.enums import ConsentState
+from api.platform import plain_reads
 
-__all__ = ["ConsentView"]
+__all__ = ["ConsentView", "view_of_row"]
 
 
 @dataclass(frozen=True)
@@ -19,3 +22,12 @@ class ConsentView:
     policy_version: str
     at: datetime
     receipt: str
+
+
+def view_of_row(row: Sequence[Any]) -> ConsentView:
+    """An event read as a plain row, its columns in :class:`ConsentView`'s order (``id``,
+    ``member_id``, ``purpose``, ``state``, ``policy_version``, ``at``, ``receipt``): what
+    ``me`` and the consent batches read back."""
+    id_, member, purpose, state, version, at, receipt = row
+    return ConsentView(str(id_), str(member), purpose, ConsentState(state), version,
+                       plain_reads.as_datetime(at), receipt)
