@@ -177,3 +177,23 @@ async def test_postgres_batches_overlap_and_keep_each_members_order(rt):
     events = await ConsentEvent.filter(member_id=first).order_by("at", "id")
     assert [(e.state, str(e.id)) for e in events][1:] == [(ConsentState.WITHDRAWN, w.id),
                                                           (ConsentState.GIVEN, g.id)]
+
+
+async def test_a_batch_behind_unchained_entries_chains_them_first_in_order(rt, client):
+    """SQLite chains at once, but an entry left unchained (appended the PostgreSQL way, or
+    before the chain was sequenced) must not be skipped: the batch's own entries go after
+    it, every link checks, and the unchained one keeps its place by ``seq``."""
+    (member,) = await bulk_members(rt, 1, prefix="cu")
+    await connections.get("default").execute_query(
+        'INSERT INTO "audit_entries" ("at", "actor", "action", "subject", "detail", '
+        """"prev_hash", "hash") VALUES ('2026-12-01 09:00:00+00:00', 'system', 'test.left', """
+        """NULL, '{}', '', '')""")
+    assert await audit.unchained() == 1
+
+    await consent.give(rt, member, "marketing", (await policy.in_force(rt)).version)
+
+    assert await audit.unchained() == 0
+    checked, broken = await audit.verify_chain(chain_first=False)
+    assert broken is None
+    actions = [e.action for e in await AuditEntry.all().order_by("pos")][-2:]
+    assert actions == ["test.left", "consent.give"]

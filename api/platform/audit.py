@@ -177,15 +177,30 @@ def _link_sqlite(conn: sqlite3.Connection) -> None:
     """:func:`_link` for every unchained entry, on the connection's thread."""
     last = conn.execute('SELECT "pos", "hash" FROM "audit_entries" WHERE "pos" IS NOT NULL '
                         'ORDER BY "pos" DESC LIMIT 1').fetchone()
-    pos, prev = (last["pos"], last["hash"]) if last else (0, GENESIS)
-    for row in conn.execute('SELECT "seq", "at", "actor", "action", "subject", "detail" '
-                            'FROM "audit_entries" WHERE "pos" IS NULL ORDER BY "seq"').fetchall():
-        pos += 1
-        digest = entry_hash(prev, row["seq"], _AT.to_python_value(row["at"]), row["actor"],
-                            row["action"], row["subject"], _DETAIL.to_python_value(row["detail"]))
+    rows = conn.execute('SELECT "seq", "at", "actor", "action", "subject", "detail" '
+                        'FROM "audit_entries" WHERE "pos" IS NULL ORDER BY "seq"').fetchall()
+    unchained = [(r["seq"], _AT.to_python_value(r["at"]), r["actor"], r["action"], r["subject"],
+                  _DETAIL.to_python_value(r["detail"])) for r in rows]
+    for pos, prev, digest, seq in _links(last["pos"] if last else None,
+                                         last["hash"] if last else None, unchained):
         conn.execute('UPDATE "audit_entries" SET "pos" = ?, "prev_hash" = ?, "hash" = ? '
-                     'WHERE "seq" = ? AND "pos" IS NULL', [pos, prev, digest, row["seq"]])
+                     'WHERE "seq" = ? AND "pos" IS NULL', [pos, prev, digest, seq])
+
+
+def _links(pos: int | None, prev: str | None, unchained: Sequence[tuple[Any, ...]]
+           ) -> list[tuple[int, str, str, int]]:
+    """The place, predecessor hash and hash of each unchained entry (``seq``, ``at``,
+    ``actor``, ``action``, ``subject``, ``detail``, in ``seq`` order) after the head of the
+    chain (``pos``, ``prev``; none: the genesis): what :func:`_link` and :func:`_link_sqlite`
+    write back."""
+    pos, prev = (pos or 0, prev) if prev is not None else (0, GENESIS)
+    links = []
+    for seq, at, actor, action, subject, detail in unchained:
+        pos += 1
+        digest = entry_hash(prev, seq, at, actor, action, subject, detail)
+        links.append((pos, prev, digest, seq))
         prev = digest
+    return links
 
 
 _INSERT_UNCHAINED = ('INSERT INTO "audit_entries" ("at", "actor", "action", "subject", '
@@ -231,15 +246,12 @@ async def _append_chained(conn: BaseDBAsyncClient, stored: Sequence[tuple[Any, .
 
 async def _link(conn: BaseDBAsyncClient, batch: int) -> int:
     head = await AuditEntry.filter(pos__isnull=False).using_db(conn).order_by("-pos").first()
-    pos, prev = (head.pos or 0, head.hash) if head else (0, GENESIS)
     rows = await AuditEntry.filter(pos__isnull=True).using_db(conn).order_by("seq").limit(batch)
-    for row in rows:
-        pos += 1
-        digest = entry_hash(prev, row.seq, row.at, row.actor, row.action, row.subject,
-                            row.detail)
-        await AuditEntry.filter(seq=row.seq, pos__isnull=True).using_db(conn).update(
+    unchained = [(r.seq, r.at, r.actor, r.action, r.subject, r.detail) for r in rows]
+    for pos, prev, digest, seq in _links(head.pos if head else None,
+                                         head.hash if head else None, unchained):
+        await AuditEntry.filter(seq=seq, pos__isnull=True).using_db(conn).update(
             pos=pos, prev_hash=prev, hash=digest)
-        prev = digest
     return len(rows)
 
 
