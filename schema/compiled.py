@@ -112,7 +112,7 @@ class _Run:
 
     __slots__ = ("schema", "fragment_definitions", "root_value", "operation", "variable_values",
                  "context_value", "is_awaitable", "abort_signal", "async_helpers",
-                 "operation_extensions", "collected", "info_tail")
+                 "operation_extensions", "collected", "info_run_part")
 
     def __init__(self, plan: Plan, context: Any, variable_values: VariableValues) -> None:
         self.schema = plan.core
@@ -126,7 +126,7 @@ class _Run:
         self.async_helpers = _HELPERS
         self.operation_extensions = None
         self.collected: CollectedErrors | None = None  # made with the first error
-        self.info_tail: tuple[Any, ...] | None = None  # made with the first resolve info
+        self.info_run_part: tuple[Any, ...] | None = None  # made with the first resolve info
 
     def add_error(self, error: GraphQLError, path: Path | None) -> None:
         collected = self.collected
@@ -486,9 +486,9 @@ class _Field:
         if self.info_type is None:
             assert self.build_info is not None
             return self.build_info(run, self.field_def, self.nodes, self.parent, path)
-        run_part = run.info_tail
+        run_part = run.info_run_part
         if run_part is None:
-            run_part = run.info_tail = _run_part(run)
+            run_part = run.info_run_part = _run_part(run)
         return _new_tuple(self.info_type, (*self.info_head, path, *run_part))
 
     def execute_resolver(self, run: _Run, source: Any, parent_path: Path | None,
