@@ -22,9 +22,11 @@ from api.models.audit import AuditEntry
 from api.models.consent import ConsentEvent
 from api.models.enums import ConsentState, MemberStatus
 from api.models.member import Member
+from api.models.partner import Partner
 from api.platform import audit
 from api.sharing import registry
 from bench.seed import bulk_members, seed_partner
+from tests.helpers_sql import statements
 
 
 async def test_consent_writes_are_audited_and_the_chain_verifies(rt):
@@ -129,6 +131,25 @@ async def test_partners_a_consent_purpose_concerns(rt):
     assert await registry.concerned_by("marketing") == []
     assert await registry.concerned_by("partner:not-a-uuid") == []
     assert await registry.concerned_by("partner:00000000-0000-0000-0000-000000000001") == []
+
+
+async def test_asks_made_together_share_one_read_and_later_asks_read_again(rt):
+    """Every change of a batch asks which partners its purpose concerns as the batch commits:
+    asks on their way together are one statement; an ask after the answer reads afresh (so a
+    partner registered since is seen), and a caller that gives up leaves the others theirs."""
+    if Partner._meta.db.capabilities.dialect == "sqlite":
+        pytest.skip("SQLite reads on its read-only twin: microseconds, made by each caller")
+    seeded = await seed_partner(rt)
+    partner = seeded["partner_id"]
+    with statements() as sent:
+        together = [asyncio.ensure_future(registry.concerned_by("order_fulfillment"))
+                    for _ in range(5)]
+        together[0].cancel()
+        answers = await asyncio.gather(*together[1:])
+        assert answers == [[partner]] * 4
+        assert await registry.concerned_by("order_fulfillment") == [partner]
+    reads = [s for s in sent if 'FROM "partners"' in s.sql]
+    assert len(reads) == 2
 
 
 async def test_changes_queued_together_are_decided_in_arrival_order(rt):

@@ -21,6 +21,7 @@ writes (``query_only``) and is closed by ``api.platform.db.close_db`` before tor
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import sqlite3
 import weakref
@@ -33,7 +34,7 @@ from tortoise import fields
 from tortoise.backends.base.client import BaseDBAsyncClient, TransactionalDBClient
 from tortoise.models import Model
 
-__all__ = ["fetch", "for_dialect", "as_datetime", "close_readers"]
+__all__ = ["fetch", "fetch_shared", "for_dialect", "as_datetime", "close_readers"]
 
 _DATETIME = fields.DatetimeField()
 # Keyed by tortoise's aiosqlite connection: a reconnect (or a new store) gets a new reader,
@@ -101,6 +102,42 @@ async def fetch(model: type[Model], sql: str, *params: Any) -> Sequence[Any]:
                 _READERS.pop(db._connection, None)  # answers; the next read opens a new one
     _, rows = await db.execute_query(text, list(params))
     return rows
+
+
+# Reads on their way to the database, per event loop, by connection, statement and values.
+_FLIGHTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
+                                    dict[tuple[Any, ...], asyncio.Task[Sequence[Any]]]] = (
+    weakref.WeakKeyDictionary())
+
+
+async def fetch_shared(model: type[Model], sql: str, *params: Any) -> Sequence[Any]:
+    """:func:`fetch` for a read that many callers make at once with the same values (every
+    change of a consent batch asks which partners its purpose concerns as the batch commits):
+    a caller that asks while the same read is on its way to the database waits for that one
+    instead of sending its own. Its answer can predate the ask by that one round trip, no
+    more (nothing is kept once the read is answered), so use it only where that is harmless.
+    Inside a transaction, and on SQLite's read-only twin (a read costs microseconds there),
+    the read is simply made."""
+    db = model._meta.db
+    if isinstance(db, TransactionalDBClient) or (
+            db.capabilities.dialect == "sqlite" and _reader(db) is not None):
+        return await fetch(model, sql, *params)
+    flights = _FLIGHTS.setdefault(asyncio.get_running_loop(), {})
+    key = (db, sql, params)
+    flight = flights.get(key)
+    if flight is None:
+        flight = flights[key] = asyncio.ensure_future(fetch(model, sql, *params))
+        flight.add_done_callback(functools.partial(_landed, flights, key))
+    # A caller that gives up does not cancel the read the others wait for.
+    return await asyncio.shield(flight)
+
+
+def _landed(flights: dict[tuple[Any, ...], asyncio.Task[Sequence[Any]]], key: tuple[Any, ...],
+            flight: asyncio.Task[Sequence[Any]]) -> None:
+    if flights.get(key) is flight:
+        del flights[key]
+    if not flight.cancelled():
+        flight.exception()  # seen: every waiter has it, or none was left to
 
 
 def as_datetime(value: Any) -> datetime:

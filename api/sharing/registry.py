@@ -176,7 +176,9 @@ async def concerned_by(purpose: str) -> list[str]:
     (``grant_for``). Asked on every consent change, whose common answer is none: one query
     over the (small) partners table, written out rather than built by the ORM, and read as a
     plain row (``api/platform/plain_reads.py``): on SQLite it must not queue on the writer
-    connection behind the consent batches that the change has just left."""
+    connection behind the consent batches that the change has just left. The changes a batch
+    commits ask at once, and share one read (``fetch_shared``): a partner is announced 30
+    days before it is in force, so an answer one round trip old misses nothing."""
     prefix, _, rest = purpose.partition(":")
     own: str | None = None
     if prefix == "partner":
@@ -184,7 +186,7 @@ async def concerned_by(purpose: str) -> list[str]:
             own = str(uuid.UUID(rest))
         except ValueError:
             pass  # not a partner id: only the purpose column can match
-    rows = await plain_reads.fetch(Partner, _CONCERNED, purpose, own)
+    rows = await plain_reads.fetch_shared(Partner, _CONCERNED, purpose, own)
     return [str(r[0]) for r in rows]
 
 
