@@ -10,12 +10,11 @@ strawberry's own ``PermissionExtension`` and calls the same resolver functions (
 domain services); it completes values as graphql-core does (nulls, non-null propagation,
 lists, leaf coercion with each type's own ``coerce_output_value``), and locates and collects
 errors as graphql-core does, so the error mapping after it (``schema.errors.classify``) is
-the same. What it drops is the bookkeeping around that: field collection (each selection
-set runs as its own function, its field loop unrolled into Python source compiled with the
-plan), resolve infos for plain attributes, ``Path`` objects nobody reads (a leaf's; a list
-item's unless an error, a resolver or a nested object needs it), a coroutine per resolver
-field (each stores its own value), strawberry's per-call argument plumbing (a resolver
-without arguments, parent parameter or permission is called directly).
+the same. What it drops is the bookkeeping around that: field collection, resolve infos for
+plain attributes, ``Path`` objects nobody reads (a leaf's; a list item's unless an error, a
+resolver or a nested object needs it), a coroutine per resolver field (each stores its own
+value), strawberry's per-call argument plumbing (a resolver without arguments, parent
+parameter or permission is called directly).
 
 What compiles (anything else raises :class:`Unsupported` and the document keeps running on
 the fast path, correct and only slower):
@@ -40,7 +39,6 @@ import asyncio
 import inspect
 from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Iterator, Sequence
 from datetime import date, datetime
-from keyword import iskeyword
 from operator import methodcaller
 from typing import Any
 
@@ -112,7 +110,7 @@ class _Run:
 
     __slots__ = ("schema", "fragment_definitions", "root_value", "operation", "variable_values",
                  "context_value", "is_awaitable", "abort_signal", "async_helpers",
-                 "operation_extensions", "collected", "info_run_part")
+                 "operation_extensions", "collected", "info_tail")
 
     def __init__(self, plan: Plan, context: Any, variable_values: VariableValues) -> None:
         self.schema = plan.core
@@ -126,7 +124,7 @@ class _Run:
         self.async_helpers = _HELPERS
         self.operation_extensions = None
         self.collected: CollectedErrors | None = None  # made with the first error
-        self.info_run_part: tuple[Any, ...] | None = None  # made with the first resolve info
+        self.info_tail: tuple[Any, ...] | None = None  # made with the first resolve info
 
     def add_error(self, error: GraphQLError, path: Path | None) -> None:
         collected = self.collected
@@ -253,14 +251,14 @@ class _NonNull(_Completer):
 class _Object(_Completer):
     def __init__(self, fields: list[_Field]) -> None:
         self.fields = fields
-        self.execute_fields = _unrolled(fields)
+        self.steps = _steps(fields)
 
     def complete(self, run: _Run, f: _Field, path: Path | None, value: Any) -> Any:
         if value is None or value is Undefined:
             return None
         if isinstance(value, Exception):
             raise value
-        return self.execute_fields(run, value, path, None)
+        return _execute_fields(run, self.steps, value, path)
 
 
 def _item_path(path: Path | None, index: int | None) -> Path | None:
@@ -275,7 +273,7 @@ class _List(_Completer):
         self.item_non_null = isinstance(item_type, GraphQLNonNull)
         # A list of objects: its items completed by one loop (see _complete_objects).
         inner = item.inner if isinstance(item, _NonNull) else item
-        self.execute_object = inner.execute_fields if isinstance(inner, _Object) else None
+        self.object_steps = inner.steps if isinstance(inner, _Object) else None
         self.message = (f"Expected Iterable, but did not find one for field "
                         f"'{f.parent.name}.{f.name}'.")
 
@@ -289,7 +287,7 @@ class _List(_Completer):
                 return self._complete_async_iterable(run, f, path, value)  # items, first
             if not is_iterable(value):
                 raise GraphQLError(self.message)
-        if self.execute_object is not None:
+        if self.object_steps is not None:
             return self._complete_objects(run, f, path, value)
         return self._complete_items(run, f, path, value)
 
@@ -340,8 +338,8 @@ class _List(_Completer):
         """:meth:`_complete_items` for a list of objects: an object item is completed in place
         (what ``_NonNull`` and ``_Object`` would do for it) and its Path is made only when
         something needs it (an error, a resolver, a field that is not a leaf)."""
-        execute_fields = self.execute_object
-        assert execute_fields is not None
+        steps = self.object_steps
+        assert steps is not None
         results: list[Any] = []
         awaiting: list[int] = []
         iterator = iter(items)
@@ -352,7 +350,7 @@ class _List(_Completer):
                     self._complete_item(run, f, path, index, item, results, awaiting)
                     continue
                 try:
-                    completed = execute_fields(run, item, path, index)
+                    completed = _execute_fields(run, steps, item, path, index)
                 except Exception as raw:
                     _field_error(run, raw, self.item_non_null, f.nodes, Path(path, index, None))
                     results.append(None)
@@ -431,7 +429,7 @@ class _Field:
         self.parent = parent
         self.field_def = field_def
         self.non_null = isinstance(field_def.type, GraphQLNonNull)
-        self.completer = _Completer()  # set by the compiler
+        self.completer: _Completer = _Object([])  # set by the compiler
         self.has_args = bool(field_def.args or node.arguments)
         self.attr = ""
         self.definition: Any = None
@@ -486,9 +484,9 @@ class _Field:
         if self.info_type is None:
             assert self.build_info is not None
             return self.build_info(run, self.field_def, self.nodes, self.parent, path)
-        run_part = run.info_run_part
+        run_part = run.info_tail
         if run_part is None:
-            run_part = run.info_run_part = _run_part(run)
+            run_part = run.info_tail = _run_part(run)
         return _new_tuple(self.info_type, (*self.info_head, path, *run_part))
 
     def execute_resolver(self, run: _Run, source: Any, parent_path: Path | None,
@@ -586,18 +584,61 @@ class _Field:
             return None
 
 
-# graphql-core's ``execute_fields`` for one selection set, unrolled when compiling: in order,
-# awaitables gathered together; a plain attribute is read in place, and a leaf value with a
-# shortcut (see _shortcuts), or a null where null is allowed, is stored without going through
-# completion. ``source`` is item ``index`` of the list at ``path`` when ``index`` is given: its
-# Path is made when first needed. It returns the fields' values, or an awaitable of them: each
-# pending field stores its own value, so one pending field is awaited as it is.
-_FIELDS = """\
-def execute_fields(run, source, path, index):
-    results = {{}}
-    awaiting = []
+# One field of a selection set as the loop below reads it: the field, its response key, the
+# attribute to read (None: it has a resolver), its leaf shortcuts, and whether it is non-null.
+_Step = tuple[_Field, str, str | None, dict[type, Any], bool]
+
+
+def _steps(fields: list[_Field]) -> tuple[_Step, ...]:
+    """A selection set's fields, their per-request reads taken once (a plan is immutable)."""
+    return tuple((f, f.key, f.attr if f.function is None else None, f.shortcuts, f.non_null)
+                 for f in fields)
+
+
+def _execute_fields(run: _Run, steps: tuple[_Step, ...], source: Any, path: Path | None,
+                    index: int | None = None) -> Any:
+    """graphql-core's ``execute_fields``: in order, awaitables gathered together. A plain
+    attribute is read here; a leaf value with a shortcut (:func:`_shortcuts`), or a null where
+    null is allowed, is stored without going through completion. ``source`` is item ``index``
+    of the list at ``path`` when ``index`` is given: its Path is made when first needed.
+
+    Returns the fields' values, or an awaitable of them: each pending field stores its own
+    value, so one pending field is awaited as it is (no gathering coroutine around it)."""
+    results: dict[str, Any] = {}
+    awaiting: list[Awaitable[Any]] = []
     try:
-{steps}
+        for f, key, attr, shortcuts, non_null in steps:
+            if attr is None:
+                if index is not None:
+                    path, index = Path(path, index, None), None
+                pending = f.execute_resolver(run, source, path, results)
+                results[key] = pending
+                if pending is not None:
+                    awaiting.append(pending)
+                continue
+            try:
+                value = getattr(source, attr)
+            except Exception as raw:
+                _field_error(run, raw, non_null, f.nodes, f.path_in(path, index))
+                results[key] = None
+                continue
+            convert = shortcuts.get(type(value), _NO_SHORTCUT)
+            if convert is None:
+                results[key] = value
+                continue
+            if convert is not _NO_SHORTCUT:
+                converted = convert(value)
+                if converted is not None:
+                    results[key] = converted
+                    continue
+            if value is None and not non_null:
+                results[key] = None
+                continue
+            value = f.complete_attribute(run, value, path, index)
+            if _is_awaitable(value):
+                value = _store(results, key, value)
+                awaiting.append(value)
+            results[key] = value
     except Exception:
         if awaiting:
             _settle_in_background(awaiting)
@@ -607,90 +648,6 @@ def execute_fields(run, source, path, index):
     if len(awaiting) == 1:
         return awaiting[0]
     return _gather_fields(results, awaiting)
-"""
-_RESOLVER = """\
-        if index is not None:
-            path, index = _Path(path, index, None), None
-        pending = f{i}.execute_resolver(run, source, path, results)
-        results[{key}] = pending
-        if pending is not None:
-            awaiting.append(pending)
-"""
-_ATTRIBUTE = """\
-        try:
-            value = {read}
-        except Exception as raw:
-            _field_error(run, raw, {non_null}, f{i}.nodes, f{i}.path_in(path, index))
-            results[{key}] = None
-        else:
-{store}
-"""
-# A value of exactly the type whose shortcut is the value itself (String, ID, Boolean).
-_SAME = """\
-            if type(value) is {type}:
-                results[{key}] = value
-            else:
-{complete}
-"""
-_CONVERT = """\
-            convert = shortcuts{i}.get(type(value), _NO_SHORTCUT)
-            if convert is None:
-                results[{key}] = value
-            elif convert is not _NO_SHORTCUT and (converted := convert(value)) is not None:
-                results[{key}] = converted
-            else:
-{complete}
-"""
-_COMPLETE = """\
-                value = f{i}.complete_attribute(run, value, path, index)
-                if _is_awaitable(value):
-                    value = _store(results, {key}, value)
-                    awaiting.append(value)
-                results[{key}] = value
-"""
-_NULL_OR_COMPLETE = """\
-                if value is None:
-                    results[{key}] = None
-                else:
-""" + "\n".join("    " + line for line in _COMPLETE.splitlines()) + "\n"
-_SAME_TYPES = {str: "str", bool: "bool"}
-
-
-def _step_source(i: int, f: _Field) -> str:
-    key = repr(f.key)  # a GraphQL name: its repr is a Python string literal
-    if f.function is not None:
-        return _RESOLVER.format(i=i, key=key)
-    attr = f.attr
-    read = (f"source.{attr}" if attr.isidentifier() and not iskeyword(attr)
-            and not attr.startswith("__") else f"getattr(source, {attr!r})")
-    complete = (_COMPLETE if f.non_null else _NULL_OR_COMPLETE).format(i=i, key=key)
-    shortcuts = f.shortcuts
-    same = next(iter(shortcuts)) if len(shortcuts) == 1 and None in shortcuts.values() else None
-    if not shortcuts:  # an object, a list or a leaf without shortcut: completed as it is
-        store = "".join(line[4:] + "\n" for line in complete.splitlines())
-    elif same in _SAME_TYPES:
-        store = _SAME.format(type=_SAME_TYPES[same], key=key, complete=complete)
-    else:
-        store = _CONVERT.format(i=i, key=key, complete=complete)
-    return _ATTRIBUTE.format(i=i, key=key, read=read, non_null=f.non_null, store=store)
-
-
-def _unrolled(fields: list[_Field]) -> Callable[[_Run, Any, Path | None, int | None], Any]:
-    """The selection set's ``execute_fields`` (see _FIELDS), as Python source compiled once."""
-    steps = "".join(_step_source(i, f) for i, f in enumerate(fields)) or "        pass\n"
-    namespace: dict[str, Any] = {
-        "_Path": Path, "_field_error": _field_error, "_is_awaitable": _is_awaitable,
-        "_store": _store, "_gather_fields": _gather_fields, "_NO_SHORTCUT": _NO_SHORTCUT,
-        "_settle_in_background": _settle_in_background}
-    for i, f in enumerate(fields):
-        namespace[f"f{i}"] = f
-        namespace[f"shortcuts{i}"] = f.shortcuts
-    # The source holds only identifiers checked above and repr() literals: nothing a request
-    # or a document can turn into code.
-    source = compile(_FIELDS.format(steps=steps), "<compiled selection set>", "exec")
-    exec(source, namespace)  # noqa: S102
-    function: Callable[[_Run, Any, Path | None, int | None], Any] = namespace["execute_fields"]
-    return function
 
 
 async def _store(results: dict[str, Any], key: str, value: Awaitable[Any]) -> dict[str, Any]:
@@ -704,19 +661,18 @@ async def _gather_fields(results: dict[str, Any],
     return results
 
 
-async def _execute_serially(run: _Run, fields: list[_Field]) -> dict[str, Any]:
+async def _execute_serially(run: _Run, steps: tuple[_Step, ...]) -> dict[str, Any]:
     """graphql-core's ``execute_fields_serially`` (a mutation's root fields, one by one)."""
     results: dict[str, Any] = {}
-    for f in fields:
-        key = f.key
-        if f.function is not None:
+    for f, key, attr, _, _ in steps:
+        if attr is None:
             results[key] = None
             pending = f.execute_resolver(run, None, None, results)
             if pending is not None:
                 await pending
             continue
         try:
-            value = getattr(None, f.attr)
+            value = getattr(None, attr)
         except Exception as raw:
             _field_error(run, raw, f.non_null, f.nodes, f.path_in(None))
             results[key] = None
@@ -736,7 +692,7 @@ class Plan:
         self.operation = operation
         self.variable_definitions = operation.variable_definitions or ()
         self.fields = fields
-        self.execute_fields = _unrolled(fields)
+        self.steps = _steps(fields)
         self.serial = operation.operation == OperationType.MUTATION
 
     async def execute(self, context: Any, variables: dict[str, Any] | None) -> ExecutionResult:
@@ -749,9 +705,9 @@ class Plan:
         data: dict[str, Any] | None
         try:
             if self.serial:
-                data = await _execute_serially(run, self.fields)
+                data = await _execute_serially(run, self.steps)
             else:
-                result = self.execute_fields(run, None, None, None)
+                result = _execute_fields(run, self.steps, None, None)
                 data = result if type(result) is dict else await result
         except GraphQLError as error:
             run.add_error(error, None)
