@@ -298,12 +298,18 @@ class _List(_Completer):
         return await completed if _is_awaitable(completed) else completed
 
     def _complete_items(self, run: _Run, f: _Field, path: Path | None, items: Any) -> Any:
+        return self._collect(run, f, path, items, self._complete_item)
+
+    def _collect(self, run: _Run, f: _Field, path: Path | None, items: Any,
+                 complete: Callable[..., None]) -> Any:
+        """Each item completed by ``complete`` into the results, in order; pending ones
+        gathered together, and settled in the background if an item's error nulls the list."""
         results: list[Any] = []
         awaiting: list[int] = []
         iterator = iter(items)
         try:
             for index, item in enumerate(iterator):
-                self._complete_item(run, f, path, index, item, results, awaiting)
+                complete(run, f, path, index, item, results, awaiting)
         except Exception:
             _settle_list(results, awaiting, iterator)
             raise
@@ -338,35 +344,26 @@ class _List(_Completer):
         """:meth:`_complete_items` for a list of objects: an object item is completed in place
         (what ``_NonNull`` and ``_Object`` would do for it) and its Path is made only when
         something needs it (an error, a resolver, a field that is not a leaf)."""
+        return self._collect(run, f, path, items, self._complete_object)
+
+    def _complete_object(self, run: _Run, f: _Field, path: Path | None, index: int, item: Any,
+                         results: list[Any], awaiting: list[int]) -> None:
         steps = self.object_steps
         assert steps is not None
-        results: list[Any] = []
-        awaiting: list[int] = []
-        iterator = iter(items)
+        if item is None or item is Undefined or isinstance(item, Exception) or _is_awaitable(item):
+            self._complete_item(run, f, path, index, item, results, awaiting)
+            return
         try:
-            for index, item in enumerate(iterator):
-                if (item is None or item is Undefined or isinstance(item, Exception)
-                        or _is_awaitable(item)):
-                    self._complete_item(run, f, path, index, item, results, awaiting)
-                    continue
-                try:
-                    completed = _execute_fields(run, steps, item, path, index)
-                except Exception as raw:
-                    _field_error(run, raw, self.item_non_null, f.nodes, Path(path, index, None))
-                    results.append(None)
-                    continue
-                if type(completed) is dict:
-                    results.append(completed)
-                else:
-                    results.append(self._await_item(run, f, Path(path, index, None),
-                                                     completed))
-                    awaiting.append(index)
-        except Exception:
-            _settle_list(results, awaiting, iterator)
-            raise
-        if not awaiting:
-            return results
-        return _gather_items(results, awaiting)
+            completed = _execute_fields(run, steps, item, path, index)
+        except Exception as raw:
+            _field_error(run, raw, self.item_non_null, f.nodes, Path(path, index, None))
+            results.append(None)
+            return
+        if type(completed) is dict:
+            results.append(completed)
+        else:
+            results.append(self._await_item(run, f, Path(path, index, None), completed))
+            awaiting.append(index)
 
     async def _complete_awaitable_item(self, run: _Run, f: _Field, path: Path,
                                        item: Awaitable[Any]) -> Any:
