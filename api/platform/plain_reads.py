@@ -115,9 +115,9 @@ async def fetch_shared(model: type[Model], sql: str, *params: Any) -> Sequence[A
     change of a consent batch asks which partners its purpose concerns as the batch commits):
     a caller that asks while the same read is on its way to the database waits for that one
     instead of sending its own. Its answer can predate the ask by that one round trip, no
-    more (nothing is kept once the read is answered), so use it only where that is harmless.
-    Inside a transaction, and on SQLite's read-only twin (a read costs microseconds there),
-    the read is simply made."""
+    more (nothing is kept once the read is answered), so use it only where that is harmless;
+    the callers share the rows, to read, not to change. Inside a transaction, and on SQLite's
+    read-only twin (a read costs microseconds there), the read is simply made."""
     db = model._meta.db
     if isinstance(db, TransactionalDBClient) or (
             db.capabilities.dialect == "sqlite" and _reader(db) is not None):
