@@ -250,7 +250,6 @@ class _NonNull(_Completer):
 
 class _Object(_Completer):
     def __init__(self, fields: list[_Field]) -> None:
-        self.fields = fields
         self.steps = _steps(fields)
 
     def complete(self, run: _Run, f: _Field, path: Path | None, value: Any) -> Any:
@@ -516,9 +515,7 @@ class _Field:
                 call_args = (source,) if self.self_param else ()
                 result = (function(*call_args, **{self.info_param: info})
                           if self.info_param is not None else function(*call_args))
-                if self.coroutine:
-                    result = await result
-                elif inspect.isawaitable(result):
+                if self.coroutine or inspect.isawaitable(result):
                     result = await result
             else:
                 result = await self._call(function, source, info, args)
@@ -688,7 +685,6 @@ class Plan:
         self.core = core
         self.operation = operation
         self.variable_definitions = operation.variable_definitions or ()
-        self.fields = fields
         self.steps = _steps(fields)
         self.serial = operation.operation == OperationType.MUTATION
 
