@@ -44,7 +44,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from inspect import isawaitable
 from typing import Any
@@ -71,6 +71,7 @@ from strawberry.extensions import (
 )
 from strawberry.schema.schema import validate_document
 
+from api.core.headers import first_values
 from api.platform.runtime import Runtime
 from schema import LIMITS, validation_rules
 from schema.compiled import Plan, Unsupported, compile_operation
@@ -171,20 +172,6 @@ class _Refused(Exception):
         super().__init__(message)
         self.payload = orjson.dumps({"data": None, "errors": [
             {"message": message, "extensions": {"code": code, **extensions}}]})
-
-
-def _content_headers(scope: Scope) -> tuple[bytes, bytes]:
-    """The first ``content-type`` and the first ``accept`` header (else empty), in one pass."""
-    headers: Iterable[tuple[bytes, bytes]] = scope.get("headers", ())
-    content_type: bytes | None = None
-    accept: bytes | None = None
-    for key, value in headers:
-        if key == b"content-type":
-            if content_type is None:
-                content_type = value
-        elif key == b"accept" and accept is None:
-            accept = value
-    return content_type or b"", accept or b""
 
 
 class FastGraphQL:
@@ -330,7 +317,7 @@ class FastGraphQL:
 
     # -- ASGI ------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        content_type, accept = _content_headers(scope)
+        content_type, accept = first_values(scope, b"content-type", b"accept")
         if (scope["type"] != "http" or scope["method"] != "POST"
                 or not content_type.startswith(b"application/json")
                 or b"multipart" in accept):

@@ -25,6 +25,7 @@ from typing import Any
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.core.headers import first_values
 from schema.errors import caused_by_outage, safe_traceback
 
 __all__ = ["MAX_HEADER_BYTES", "MAX_JSON_DEPTH", "JSONDepthGuard", "SecurityHeaders",
@@ -174,13 +175,6 @@ def json_too_deep(data: bytes | str, limit: int = MAX_JSON_DEPTH) -> bool:
     return True
 
 
-def _content_type(scope: Scope) -> bytes:
-    for name, value in scope.get("headers", ()):
-        if name == b"content-type":
-            return bytes(value).lower()
-    return b""
-
-
 class JSONDepthGuard:
     """Reads a JSON POST body, refuses it when nested too deep, else replays it to ``app``.
 
@@ -192,7 +186,7 @@ class JSONDepthGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (scope["type"] != "http" or scope["method"] != "POST"
-                or b"json" not in _content_type(scope)):
+                or b"json" not in first_values(scope, b"content-type")[0].lower()):
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []

@@ -42,6 +42,7 @@ from graphql import (
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.core.errors import ConsentryError
+from api.core.headers import first_values
 from api.platform.metrics import metrics_of
 from api.platform.runtime import Runtime
 from api.security.tokens import Principal
@@ -159,13 +160,6 @@ class ObservedFastGraphQL(FastGraphQL):
         return plan
 
 
-def _header(scope: Scope, name: bytes) -> bytes:
-    for key, value in scope.get("headers", ()):
-        if key == name:
-            return bytes(value)
-    return b""
-
-
 def _code(status: int, body: bytes) -> str:
     """``OK``, the first GraphQL error's code (contract codes only), or ``http_<status>``."""
     if b'"errors"' in body:
@@ -196,7 +190,7 @@ class RequestObserver:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        given = _header(scope, b"x-request-id")
+        (given,) = first_values(scope, b"x-request-id")
         if _REQUEST_ID.fullmatch(given):
             request_id = given
         else:
@@ -259,8 +253,8 @@ class RequestObserver:
     def _caller(self, scope: Scope, code: str) -> tuple[str, str | None]:
         """The caller from the bearer token, read after the answer: a token the request
         verified is in the token cache; a refused one is not verified again."""
-        header = _header(scope, b"authorization").decode("latin-1")
-        scheme, _, token = header.partition(" ")
+        (header,) = first_values(scope, b"authorization")
+        scheme, _, token = header.decode("latin-1").partition(" ")
         if scheme.lower() != "bearer":
             return "anonymous", None
         if not token.strip() or code == "UNAUTHENTICATED":
