@@ -12,8 +12,6 @@ from access tokens, which in any case require claims (``aud``, ``exp``, ``role``
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 from datetime import datetime
 from typing import Any
 
@@ -33,8 +31,7 @@ DESTRUCTION_VERSION = "consentry-destruction-receipt/1"
 
 
 def subject_ref(keys: KeyRing, member_id: str) -> str:
-    mac = hmac.new(keys.derive("consent-subject"), str(member_id).encode(), hashlib.sha256)
-    return "s_" + mac.hexdigest()[:32]
+    return "s_" + keys.mac("consent-subject", str(member_id).encode()).hex()[:32]
 
 
 def issue(keys: KeyRing, *, receipt_id: str, member_id: str, issuer: str, controller: str,

@@ -14,7 +14,6 @@ a key of another member): a caller probing learns nothing but "start again".
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import secrets
 import uuid
@@ -193,8 +192,7 @@ async def begin_login(rt: Runtime, user_id: str | None) -> dict[str, Any]:
         bound = member.id if member and member.status != MemberStatus.WITHDRAWN else uuid.uuid4()
         allow = _descriptors(await Passkey.filter(member_id=bound).order_by("created_at"))
         if not allow:
-            decoy = hmac.new(rt.keys.derive("passkey-decoy"), user_id.casefold().encode(),
-                             hashlib.sha256).digest()
+            decoy = rt.keys.mac("passkey-decoy", user_id.casefold().encode())
             allow = [PublicKeyCredentialDescriptor(id=decoy)]
     options = generate_authentication_options(
         rp_id=rt.settings.webauthn_rp, challenge=await _new_challenge(rt, _LOGIN, bound),

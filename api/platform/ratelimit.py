@@ -18,8 +18,6 @@ from ``api.members.throttle``, which counts *failed* sign-ins per account and lo
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import math
 import time
 from dataclasses import dataclass
@@ -58,8 +56,7 @@ def _parse(text: str) -> _Limit:
 
 
 def _identity(rt: Runtime, name: str, value: str) -> str:
-    digest = hmac.new(rt.keys.derive("ratelimit"), f"{name}\x00{value}".encode("utf-8", "replace"),
-                      hashlib.sha256).hexdigest()
+    digest = rt.keys.mac("ratelimit", f"{name}\x00{value}".encode("utf-8", "replace")).hex()
     return f"{name}:{digest[:40]}"
 
 

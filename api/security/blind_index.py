@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-
 from api.security.keys import KeyRing
 
 __all__ = ["blind_index"]
@@ -13,5 +10,4 @@ __all__ = ["blind_index"]
 def blind_index(keys: KeyRing, kind: str, value: str) -> str:
     """HMAC-SHA256 of the normalised value under a per-kind sub-key, hex encoded."""
     normalised = value.strip().casefold() if kind == "email" else value.strip()
-    return hmac.new(keys.derive(f"blind/{kind}"), normalised.encode("utf-8"),
-                    hashlib.sha256).hexdigest()
+    return keys.mac(f"blind/{kind}", normalised.encode("utf-8")).hex()

@@ -60,7 +60,7 @@ class DataKey:
 
 def _wrap(keys: KeyRing, version: int, raw: bytes, owner: str) -> bytes:
     nonce = os.urandom(12)
-    return nonce + AESGCM(keys.keks[version]).encrypt(nonce, raw, b"dek/" + owner.encode())
+    return nonce + keys.kek_cipher(version).encrypt(nonce, raw, b"dek/" + owner.encode())
 
 
 def new_data_key(keys: KeyRing, owner: str) -> tuple[DataKey, bytes, int]:
@@ -70,11 +70,12 @@ def new_data_key(keys: KeyRing, owner: str) -> tuple[DataKey, bytes, int]:
 
 
 def _unwrap_raw(keys: KeyRing, wrapped: bytes, version: int, owner: str) -> bytes:
-    kek = keys.keks.get(version)
-    if kek is None:
-        raise UndecryptableError(f"key-encryption key version {version} is not loaded")
     try:
-        return AESGCM(kek).decrypt(wrapped[:12], wrapped[12:], b"dek/" + owner.encode())
+        cipher = keys.kek_cipher(version)
+    except KeyError:
+        raise UndecryptableError(f"key-encryption key version {version} is not loaded") from None
+    try:
+        return cipher.decrypt(wrapped[:12], wrapped[12:], b"dek/" + owner.encode())
     except InvalidTag as exc:
         raise UndecryptableError("data key does not unwrap") from exc
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from api.core.settings import Settings
 
@@ -48,6 +49,10 @@ class KeyRing:
     index_key: bytes
     generated: bool = False
     kid: str = field(default="")
+    # Sub-keys and KEK ciphers are pure functions of the keys above: made once, on the write
+    # path's hot spots (every consent receipt's subject, every member key unwrapped).
+    _derived: dict[str, bytes] = field(default_factory=dict, init=False, compare=False)
+    _kek_ciphers: dict[int, AESGCM] = field(default_factory=dict, init=False, compare=False)
 
     def __repr__(self) -> str:  # never print key bytes
         return f"KeyRing(active_kek={self.active_kek}, kid={self.kid!r})"
@@ -62,7 +67,22 @@ class KeyRing:
 
     def derive(self, purpose: str) -> bytes:
         """A sub-key of the index key for one use (blind index, partner ref, cursor...)."""
-        return hmac.new(self.index_key, b"consentry/" + purpose.encode(), hashlib.sha256).digest()
+        key = self._derived.get(purpose)
+        if key is None:
+            key = self._derived[purpose] = hmac.digest(
+                self.index_key, b"consentry/" + purpose.encode(), hashlib.sha256)
+        return key
+
+    def mac(self, purpose: str, message: bytes) -> bytes:
+        """HMAC-SHA256 of ``message`` under the sub-key for ``purpose``."""
+        return hmac.digest(self.derive(purpose), message, hashlib.sha256)
+
+    def kek_cipher(self, version: int) -> AESGCM:
+        """AES-GCM under KEK ``version``; ``KeyError`` when that version is not loaded."""
+        cipher = self._kek_ciphers.get(version)
+        if cipher is None:
+            cipher = self._kek_ciphers[version] = AESGCM(self.keks[version])
+        return cipher
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         raw = self.public_key.public_bytes(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from api.security.envelope import UndecryptableError
 from api.security.keys import KeyRing
@@ -20,16 +19,17 @@ __all__ = ["seal", "open_sealed", "reseal"]
 def seal(keys: KeyRing, aad: str, data: bytes) -> bytes:
     nonce = os.urandom(12)
     return (keys.active_kek.to_bytes(2, "big") + nonce
-            + AESGCM(keys.kek).encrypt(nonce, data, aad.encode()))
+            + keys.kek_cipher(keys.active_kek).encrypt(nonce, data, aad.encode()))
 
 
 def open_sealed(keys: KeyRing, aad: str, blob: bytes) -> bytes:
     blob = bytes(blob)
-    kek = keys.keks.get(int.from_bytes(blob[:2], "big"))
-    if kek is None:
-        raise UndecryptableError("sealed under a key-encryption key that is not loaded")
     try:
-        return AESGCM(kek).decrypt(blob[2:14], blob[14:], aad.encode())
+        cipher = keys.kek_cipher(int.from_bytes(blob[:2], "big"))
+    except KeyError:
+        raise UndecryptableError("sealed under a key-encryption key that is not loaded") from None
+    try:
+        return cipher.decrypt(blob[2:14], blob[14:], aad.encode())
     except InvalidTag as exc:
         raise UndecryptableError("sealed value does not authenticate") from exc
 

@@ -3,15 +3,10 @@ cannot join their data on a shared identifier (keyed HMAC; nothing to store)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-
 from api.security.keys import KeyRing
 
 __all__ = ["partner_ref"]
 
 
 def partner_ref(keys: KeyRing, partner_id: str, member_id: str) -> str:
-    mac = hmac.new(keys.derive("partner-ref"), f"{partner_id}/{member_id}".encode(),
-                   hashlib.sha256)
-    return "m_" + mac.hexdigest()[:32]
+    return "m_" + keys.mac("partner-ref", f"{partner_id}/{member_id}".encode()).hex()[:32]
