@@ -50,6 +50,13 @@ def _trusted_me() -> dict[str, Any]:
     return {"extensions": {"persistedQuery": {"version": 1, "sha256Hash": digest}}}
 
 
+def _round_ratios(row: dict[str, Any], reference: dict[str, Any]) -> list[float]:
+    """The ratio of each interleaved round on its own (a row's slice against the reference's
+    slice of the same round): their spread is how far one run's ratio can be trusted."""
+    return [round(a / b, 3) for a, b in zip(row.get("round_rps", ()),
+                                             reference.get("round_rps", ()), strict=False) if b]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -163,13 +170,17 @@ class Bench:
         for key, r in rows.items():
             if key != "reference":
                 r["ratio"] = round(r["rps"] / reference["rps"], 3) if reference["rps"] else 0.0
+                r["round_ratios"] = _round_ratios(r, reference)
         self.results["scenarios"][name] = {"goal_ratio": goal, "rows": rows}
         print(f"\n== {name}" + (f" (goal: ratio >= {goal})" if goal else ""))
-        print(f"{'served as':<36}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'ratio':>8}{'errors':>8}")
+        print(f"{'served as':<36}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'ratio':>8}"
+              f"{'rounds':>12}{'errors':>8}")
         for key, r in rows.items():
             ratio = "1.00" if key == "reference" else f"{r['ratio']:.2f}"
+            spread = r.get("round_ratios") or []
+            rounds = f"{min(spread):.2f}-{max(spread):.2f}" if len(spread) > 1 else ""
             print(f"{key:<36}{r['rps']:>10.0f}{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}"
-                  f"{ratio:>8}{r['errors']:>8}", flush=True)
+                  f"{ratio:>8}{rounds:>12}{r['errors']:>8}", flush=True)
 
     # -- scenarios -----------------------------------------------------------------------
     def graphql_targets(self, reference: dict[str, Any], body: dict[str, Any],

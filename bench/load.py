@@ -88,6 +88,7 @@ class _Target:
         self.latencies: list[float] = []
         self.errors = 0
         self.elapsed = 0.0
+        self.round_rps: list[float] = []  # each recorded slice's own rate
         self.first: tuple[int, bytes] | None = None
 
     def raw(self, conn: int) -> bytes:
@@ -126,9 +127,12 @@ async def run(job: dict[str, Any]) -> dict[str, Any]:
                     if status != 200 or (b'"errors"' in body and not t.errors_ok):
                         t.errors += 1
 
+        done_before = len(t.latencies)
         await asyncio.gather(*(worker(i, c) for i, c in enumerate(conns)))
         if record:
-            t.elapsed += time.perf_counter() - start
+            took = time.perf_counter() - start
+            t.elapsed += took
+            t.round_rps.append(round((len(t.latencies) - done_before) / took, 1) if took else 0.0)
 
     for t in targets:
         await phase(t, job.get("warmup", 0), job.get("warmup_seconds", 3.0), False)
@@ -151,6 +155,7 @@ async def run(job: dict[str, Any]) -> dict[str, Any]:
             "p90_ms": round(_pct(lat, 0.90) * 1000, 3),
             "p99_ms": round(_pct(lat, 0.99) * 1000, 3),
             "max_ms": round((lat[-1] if lat else 0) * 1000, 3),
+            "round_rps": t.round_rps,
             "first_status": t.first[0], "sample": t.first[1][:400].decode(errors="replace"),
         }
     return out
