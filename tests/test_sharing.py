@@ -400,3 +400,29 @@ async def test_entering_a_scope_before_the_change_job_runs_is_shared_once(
     assert await OutboxEvent.filter(partner_id=pid, member_id=member.id,
                                     type="member.shared").count() == 1
     assert [e["type"] for e in events(tmp_path, "LabCo")] == ["member.shared"]
+
+
+async def test_an_edit_no_partner_could_receive_reads_no_consents(
+        gql, admin, member, rt, clock, tmp_path):
+    """The profile bridge stops at the partners: ShipFast takes names only, so a new phone
+    number asks nothing of the member's consents or objections, and queues nothing; a new name
+    does both."""
+    from tests.test_query_count import count_queries
+
+    await announce(gql, admin, directory=tmp_path, fields=["FULL_NAME"], optional=[])
+    await purchase(gql, admin, member.id)
+    clock.advance(days=30)
+    await run_all(rt, JOBS, only=["partner_changes_in_force"])
+    shared_already = await _stored(rt, member.id)
+    clock.advance(seconds=1)
+    with count_queries() as seen:
+        body = await gql(PROFILE, {"i": {"phone": "+44 20 7946 2222"}}, token=member.token)
+    assert "errors" not in body, body
+    assert [q for q in seen if "consent_events" in q or "partner_objections" in q] == []
+    assert await _stored(rt, member.id) == shared_already
+    with count_queries() as seen:
+        body = await gql(PROFILE, {"i": {"fullName": "Alice Bee"}}, token=member.token)
+    assert "errors" not in body, body
+    assert [q for q in seen if "consent_events" in q]
+    assert (await _stored(rt, member.id))[len(shared_already):] == [
+        ("member.updated", ["fullName", "ref"])]

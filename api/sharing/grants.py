@@ -37,7 +37,7 @@ from api.models.member import Member
 from api.models.partner_audits import PartnerObjection
 
 __all__ = ["Grant", "PartnerState", "MemberFacts", "grant_for", "partner_purpose",
-           "objection_marker", "member_facts", "consents_in_force", "facts_of"]
+           "objection_marker", "member_facts", "consents_in_force", "facts_of", "receivable"]
 
 
 def partner_purpose(partner_id: str) -> str:
@@ -113,6 +113,11 @@ def grant_for(partner: PartnerState, member: MemberFacts) -> Grant | None:
     if not fields:
         return None
     return Grant(frozenset(fields), partner.purpose, partner.legal_basis)
+
+
+def receivable(partner: PartnerState) -> frozenset[PersonalField]:
+    """Every field ``grant_for`` could ever grant ``partner``, whatever the member's facts."""
+    return (partner.fields | partner.optional_fields) & partner.accepts
 
 
 async def consents_in_force(member_ids: Iterable[str], purposes: Iterable[str],

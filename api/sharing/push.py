@@ -53,7 +53,14 @@ from api.platform.runtime import Runtime
 from api.security.envelope import DataKey
 from api.sharing import outbox, revocation
 from api.sharing import registry as partners_registry
-from api.sharing.grants import Grant, MemberFacts, PartnerState, grant_for, member_facts
+from api.sharing.grants import (
+    Grant,
+    MemberFacts,
+    PartnerState,
+    grant_for,
+    member_facts,
+    receivable,
+)
 from api.sharing.pull import candidates, granted_values
 from api.sharing.refs import partner_ref
 
@@ -124,17 +131,20 @@ async def on_profile_changed(rt: Runtime, event: ProfileChanged) -> None:
     view, change = event.view, event.change
     if not change.changed:
         return
-    member = await Member.get_or_none(id=view.id)
-    if member is None:
-        return
     if view.status != MemberStatus.ACTIVE:
         # A correction: partners that had the member are told by the rights capability
         # (member.correction); the ones it now enters the scope of get the full record.
-        if member.status == MemberStatus.ACTIVE:
+        corrected = await Member.get_or_none(id=view.id)
+        if corrected is not None and corrected.status == MemberStatus.ACTIVE:
             await catch_up_member(rt, view.id)
         return
-    partners = await in_force_partners(rt)
+    # Only partners that could be granted a changed field: most edits (a phone number no
+    # partner takes) end here, before the member's consents are read.
+    partners = [p for p in await in_force_partners(rt) if receivable(p) & change.changed]
     if not partners:
+        return
+    member = await Member.get_or_none(id=view.id)
+    if member is None:
         return
     facts = (await member_facts([member], partners, rt.now()))[view.id]
     targets = [(p, g) for p in partners if (g := grant_for(p, facts)) and g.fields & change.changed]
