@@ -1,5 +1,11 @@
 """Registration, sign-in, token rotation and profile edits over HTTP."""
 
+import pytest
+
+from api.core.errors import Conflict
+from api.members import records
+from api.models.audit import AuditEntry
+from api.platform import audit
 from tests.conftest import LOGIN, PASSWORD, error_code, register_member
 
 ME = "{ me { id userId email fullName phone address dateOfBirth status } }"
@@ -43,6 +49,55 @@ async def test_update_profile_changes_and_clears_fields(gql, member):
     body = await gql("""mutation { updateProfile(input: {fullName: "Alice B", phone: null}) {
         fullName phone } }""", token=member.token)
     assert body["data"]["updateProfile"] == {"fullName": "Alice B", "phone": None}
+
+
+async def test_a_profile_edit_and_its_audit_entry_commit_together(gql, rt, member,
+                                                                   other_member):
+    """The new columns and the entry recording them are one transaction (on SQLite one call
+    on the connection's thread): both are written and chained, or neither."""
+    body = await gql("""mutation { updateProfile(input: {fullName: "Alice B", phone: null}) {
+        fullName phone } }""", token=member.token)
+    assert "errors" not in body, body
+    last = await AuditEntry.all().order_by("-seq").first()
+    assert (last.action, last.subject, last.detail) == (
+        "member.update_profile", member.id, {"fields": ["FULL_NAME", "PHONE"]})
+    assert (await audit.verify_chain())[1] is None
+    entries = await AuditEntry.all().count()
+    with pytest.raises(Conflict):  # alice's address: the unique index refuses it
+        await records.update_profile(rt, other_member.id, {"full_name": "Bob B",
+                                                           "email": "alice@example.org"})
+    assert await AuditEntry.all().count() == entries
+    assert (await records.get_view(rt, other_member.id)).full_name != "Bob B"
+
+
+_REFUSE_PROFILE_ENTRIES = {
+    "sqlite": ("CREATE TRIGGER refuse_profile_entries BEFORE INSERT ON audit_entries "
+               "WHEN NEW.action = 'member.update_profile' "
+               "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+               "DROP TRIGGER refuse_profile_entries"),
+    "postgres": ("CREATE FUNCTION refuse_profile_entries() RETURNS trigger LANGUAGE plpgsql AS "
+                 "$$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$; "
+                 "CREATE TRIGGER refuse_profile_entries BEFORE INSERT ON audit_entries "
+                 "FOR EACH ROW WHEN (NEW.action = 'member.update_profile') "
+                 "EXECUTE FUNCTION refuse_profile_entries()",
+                 "DROP TRIGGER refuse_profile_entries ON audit_entries; "
+                 "DROP FUNCTION refuse_profile_entries()"),
+}
+
+
+async def test_a_profile_edit_whose_audit_entry_fails_changes_nothing(rt, member):
+    """The database refuses the entry (a trigger): the edit that came with it is undone."""
+    from tortoise import connections
+
+    db = connections.get("default")
+    create, drop = _REFUSE_PROFILE_ENTRIES[db.capabilities.dialect]
+    await db.execute_script(create)
+    try:
+        with pytest.raises(Exception):  # noqa: B017 - whichever error the driver gives
+            await records.update_profile(rt, member.id, {"full_name": "Alice C"})
+    finally:
+        await db.execute_script(drop)
+    assert (await records.get_view(rt, member.id)).full_name == "Alice Example"
 
 
 async def test_weak_password_is_refused(gql):

@@ -35,7 +35,7 @@ from tortoise.transactions import in_transaction
 from api.models.audit import AuditEntry
 from api.platform.runtime import Runtime
 
-__all__ = ["record", "record_rows_pg", "record_rows_sqlite", "Entry",
+__all__ = ["record", "record_rows_pg", "record_rows_sqlite", "append_sqlite", "Entry",
            "chain_pending", "unchained", "verify_chain", "anchor_holds", "head", "ChainBreak",
            "GENESIS", "entry_hash"]
 
@@ -162,6 +162,13 @@ def record_rows_sqlite(conn: sqlite3.Connection, model: type[Model],
     row_marks = "(" + ", ".join("?" for _ in fields) + ")"
     conn.execute(f'INSERT INTO "{model._meta.db_table}" ({columns}) VALUES '  # noqa: S608
                  + ", ".join(row_marks for _ in rows), values)
+    append_sqlite(conn, entries)
+
+
+def append_sqlite(conn: sqlite3.Connection, entries: Sequence[Entry]) -> None:
+    """``entries`` appended on SQLite's connection thread, inside the caller's ``BEGIN
+    IMMEDIATE`` transaction: the head of the chain read, then the entries inserted already
+    chained (one writer: the head read is the head they follow)."""
     stored = _stored(entries)
     head = conn.execute(_HEAD_SQLITE).fetchone()
     if head["pending"]:  # not expected on SQLite; chain in order the slow way
