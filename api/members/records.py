@@ -232,11 +232,6 @@ async def register(rt: Runtime, *, user_id: str, email: str, full_name: str, pas
     return await get_view(rt, str(member_id))
 
 
-# The columns a profile edit writes (names from here, never from input).
-_PROFILE_COLUMNS = frozenset({"email_ct", "email_idx", "full_name_ct", "date_of_birth_ct",
-                              "phone_ct", "address_ct"})
-
-
 async def _write_profile(rt: Runtime, member_id: str, updates: dict[str, Any],
                          entry: audit.Entry) -> None:
     """The member's new columns and the audit entry that records them, in one transaction.
@@ -272,6 +267,8 @@ _PROFILE_FIELDS = {
     "date_of_birth": PersonalField.DATE_OF_BIRTH, "phone": PersonalField.PHONE,
     "address": PersonalField.ADDRESS,
 }
+# The columns a profile edit writes (names from here, never from input).
+_PROFILE_COLUMNS = frozenset({f"{name}_ct" for name in _PROFILE_FIELDS} | {"email_idx"})
 
 
 async def update_profile(rt: Runtime, member_id: str, changes: dict[str, Any],
